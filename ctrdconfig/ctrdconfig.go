@@ -1,0 +1,469 @@
+// Package ctrdconfig knows containerd's config.toml: its versions (1 to 4),
+// where the CRI plugin keeps its runtimes in each, and how runtimeclassd's
+// handler stanzas are written into it as managed blocks.
+//
+// A managed block is a run of lines between two marker comments:
+//
+//	# runtimeclassd:begin handler=kata hash=0123456789ab (managed by runtimeclassd; edits here are overwritten)
+//	[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]
+//	  runtime_type = "io.containerd.kata.v2"
+//	# runtimeclassd:end handler=kata
+//
+// Patch finds, replaces, inserts and removes exactly these blocks and leaves
+// every other byte of the file alone. It never changes `version`, never
+// touches a runtime it does not manage, and is idempotent: patching its own
+// output with the same runtimes returns the same bytes. Removing every block
+// from a file that nothing else changed gives back the original bytes.
+package ctrdconfig
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/runtimeclassd/runtimeclassd/tomlpatch"
+)
+
+// RuntimesPath returns the table under which the CRI plugin reads its
+// runtimes in a config of the given version.
+func RuntimesPath(version int) ([]string, error) {
+	switch version {
+	case 1:
+		return []string{"plugins", "cri", "containerd", "runtimes"}, nil
+	case 2:
+		return []string{"plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes"}, nil
+	case 3, 4:
+		return []string{"plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes"}, nil
+	}
+	return nil, fmt.Errorf("unsupported config version %d (supported: 1 to 4)", version)
+}
+
+// Version returns the config version of doc: the value of its top-level
+// `version` key, or 1 when there is none.
+func Version(doc *tomlpatch.Document) (int, error) {
+	for _, s := range doc.Stmts() {
+		if s.Kind == tomlpatch.KeyValue && s.Section < 0 && len(s.Path) == 1 && s.Path[0] == "version" {
+			raw := strings.TrimSpace(string(doc.Bytes()[s.Start:s.End]))
+			_, val, _ := strings.Cut(raw, "=")
+			val, _, _ = strings.Cut(val, "#")
+			val = strings.TrimSpace(val)
+			switch val {
+			case "1", "2", "3", "4":
+				return int(val[0] - '0'), nil
+			}
+			return 0, fmt.Errorf("line %d: unsupported config version %s (supported: 1 to 4)", s.Line, val)
+		}
+	}
+	return 1, nil
+}
+
+// Runtime is one CRI runtime handler as containerd reads it.
+type Runtime struct {
+	// Name is the handler name, the key under the runtimes table.
+	Name string
+	// Fields are the runtime's own keys (runtime_type, pod_annotations, ...).
+	// Values are strings, bools, integers, floats, or slices of those.
+	Fields map[string]any
+	// Options is the runtime's options table (BinaryName, ConfigPath, ...).
+	Options map[string]any
+}
+
+// fieldOrder is the order runtime keys are written in; unknown keys follow,
+// sorted.
+var fieldOrder = []string{
+	"runtime_type", "runtime_path", "pod_annotations", "container_annotations",
+	"privileged_without_host_devices", "privileged_without_host_devices_all_devices_allowed",
+	"base_runtime_spec", "snapshotter", "sandboxer", "io_type",
+}
+
+const (
+	markerPrefix = "# runtimeclassd:"
+	beginWord    = "begin"
+	endWord      = "end"
+	markerNote   = "(managed by runtimeclassd; edits here are overwritten)"
+)
+
+// Block is a managed block found in a config.
+type Block struct {
+	Handler string
+	// Start and End are the byte span of the block's whole lines, markers
+	// included.
+	Start, End int
+	// Line is the line of the begin marker.
+	Line int
+	// Hash is the hash the begin marker records; Intact is whether the
+	// block's content still matches it.
+	Hash   string
+	Intact bool
+	first  int // statement index of the begin marker
+	last   int // statement index of the end marker
+}
+
+// MarkerError is a damaged or misplaced managed block.
+type MarkerError struct {
+	Line int
+	Msg  string
+}
+
+func (e *MarkerError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// Blocks returns the managed blocks of doc in order. It fails if a marker is
+// unpaired, nested or malformed, or if key/values follow an end marker
+// without a header between (removing the block would move them into
+// another table).
+func Blocks(doc *tomlpatch.Document) ([]Block, error) {
+	stmts := doc.Stmts()
+	src := doc.Bytes()
+	var out []Block
+	open := -1
+	var cur Block
+	for i, s := range stmts {
+		if s.Kind != tomlpatch.Comment {
+			continue
+		}
+		word, handler, hash, ok := parseMarker(s.Text)
+		if !ok {
+			continue
+		}
+		switch {
+		case word == beginWord && open >= 0:
+			return nil, &MarkerError{Line: s.Line, Msg: fmt.Sprintf("runtimeclassd begin marker for %q inside the block for %q that starts at line %d; the end marker is missing", handler, cur.Handler, cur.Line)}
+		case word == beginWord:
+			open = i
+			cur = Block{Handler: handler, Start: s.Start, Line: s.Line, Hash: hash, first: i}
+		case word == endWord && open < 0:
+			return nil, &MarkerError{Line: s.Line, Msg: fmt.Sprintf("runtimeclassd end marker for %q without a begin marker", handler)}
+		case word == endWord && handler != cur.Handler:
+			return nil, &MarkerError{Line: s.Line, Msg: fmt.Sprintf("runtimeclassd end marker for %q closes the block for %q that starts at line %d", handler, cur.Handler, cur.Line)}
+		default:
+			cur.End, cur.last = s.End, i
+			inner := src[stmts[cur.first].End:s.Start]
+			cur.Intact = hashOf(inner) == cur.Hash
+			if next := nextNonComment(stmts, i); next >= 0 && stmts[next].Kind == tomlpatch.KeyValue {
+				return nil, &MarkerError{Line: stmts[next].Line, Msg: fmt.Sprintf("key %s follows the runtimeclassd block for %q without a table header; move it above the block's begin marker at line %d", tomlpatch.FormatPath(stmts[next].Path[len(stmts[next].Path)-stmts[next].KeyLen:]), cur.Handler, cur.Line)}
+			}
+			out = append(out, cur)
+			open = -1
+		}
+	}
+	if open >= 0 {
+		return nil, &MarkerError{Line: cur.Line, Msg: fmt.Sprintf("runtimeclassd block for %q has no end marker; restore it or delete the block by hand", cur.Handler)}
+	}
+	return out, nil
+}
+
+func nextNonComment(stmts []tomlpatch.Stmt, i int) int {
+	for j := i + 1; j < len(stmts); j++ {
+		if stmts[j].Kind != tomlpatch.Comment {
+			return j
+		}
+	}
+	return -1
+}
+
+// parseMarker parses "# runtimeclassd:begin handler=NAME hash=HEX ..." and
+// "# runtimeclassd:end handler=NAME".
+func parseMarker(text string) (word, handler, hash string, ok bool) {
+	rest, found := strings.CutPrefix(text, markerPrefix)
+	if !found {
+		return "", "", "", false
+	}
+	fields := strings.Fields(rest)
+	if len(fields) < 2 || (fields[0] != beginWord && fields[0] != endWord) {
+		return "", "", "", false
+	}
+	word = fields[0]
+	for _, f := range fields[1:] {
+		if v, ok := strings.CutPrefix(f, "handler="); ok {
+			handler = v
+		} else if v, ok := strings.CutPrefix(f, "hash="); ok {
+			hash = v
+		}
+	}
+	return word, handler, hash, handler != ""
+}
+
+func hashOf(b []byte) string {
+	sum := sha256.Sum256([]byte(strings.ReplaceAll(string(b), "\r\n", "\n")))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Conflict is a runtime that policy wants but the config already defines
+// outside any managed block. It is left alone.
+type Conflict struct {
+	Handler string
+	Line    int
+}
+
+func (c Conflict) String() string {
+	return fmt.Sprintf("handler %q is already defined at line %d and not managed by runtimeclassd; leaving it alone", c.Handler, c.Line)
+}
+
+// Result is the outcome of Patch.
+type Result struct {
+	Version int
+	Out     []byte
+	Changed bool
+	// Added, Updated, Removed and Unchanged name managed handlers by what
+	// happened to their blocks.
+	Added, Updated, Removed, Unchanged []string
+	// Repaired names blocks whose content had been edited by someone else
+	// and was put back.
+	Repaired []string
+	// Conflicts are wanted runtimes defined outside managed blocks.
+	Conflicts []Conflict
+}
+
+// Patch returns src with exactly one managed block per runtime in want and
+// no other managed blocks. version is used only when src is empty and has
+// no version (a missing file); then `version = N` is written first.
+func Patch(src []byte, want []Runtime, newFileVersion int) (*Result, error) {
+	created := len(src) == 0 && newFileVersion > 0
+	if created {
+		src = []byte(fmt.Sprintf("version = %d\n", newFileVersion))
+	}
+	doc, err := tomlpatch.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	version, err := Version(doc)
+	if err != nil {
+		return nil, err
+	}
+	parent, _ := RuntimesPath(version)
+	blocks, err := Blocks(doc)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Version: version}
+	byName := map[string]*Block{}
+	for i := range blocks {
+		b := &blocks[i]
+		if _, dup := byName[b.Handler]; dup {
+			return nil, &MarkerError{Line: b.Line, Msg: fmt.Sprintf("second runtimeclassd block for %q; delete one of them", b.Handler)}
+		}
+		byName[b.Handler] = b
+	}
+	wanted := map[string]bool{}
+	for _, r := range want {
+		if wanted[r.Name] {
+			return nil, fmt.Errorf("runtime %q given twice", r.Name)
+		}
+		wanted[r.Name] = true
+	}
+
+	var edits []tomlpatch.Edit
+	removing := map[int]bool{} // statement indexes inside blocks being removed
+	for _, b := range blocks {
+		if !wanted[b.Handler] {
+			edits = append(edits, doc.RemoveBlock(b.Start, b.End))
+			res.Removed = append(res.Removed, b.Handler)
+			for i := b.first; i <= b.last; i++ {
+				removing[i] = true
+			}
+		}
+	}
+	inBlock := func(i int) bool {
+		for _, b := range blocks {
+			if i >= b.first && i <= b.last {
+				return true
+			}
+		}
+		return false
+	}
+
+	var pl *tomlpatch.Placement
+	var inserts []Runtime
+	for _, r := range want {
+		path := append(slices.Clone(parent), r.Name)
+		if line := unmanagedDef(doc, path, inBlock); line > 0 {
+			res.Conflicts = append(res.Conflicts, Conflict{Handler: r.Name, Line: line})
+			continue
+		}
+		if b, ok := byName[r.Name]; ok {
+			block := render(doc, r, styleOf(doc, b, parent))
+			if string(doc.Bytes()[b.Start:b.End]) == string(block) {
+				res.Unchanged = append(res.Unchanged, r.Name)
+				continue
+			}
+			edits = append(edits, doc.ReplaceBlock(b.Start, b.End, block))
+			if b.Intact {
+				res.Updated = append(res.Updated, r.Name)
+			} else {
+				res.Repaired = append(res.Repaired, r.Name)
+			}
+			continue
+		}
+		if pl == nil {
+			p, err := doc.PlaceSubtable(parent, func(i int) bool { return removing[i] })
+			if err != nil {
+				return nil, fmt.Errorf("cannot add runtimes: %w", err)
+			}
+			if p.Prefix == "" {
+				p.Prefix = tomlpatch.FormatPath(parent)
+			}
+			pl = &p
+		}
+		inserts = append(inserts, r)
+		res.Added = append(res.Added, r.Name)
+	}
+	if len(inserts) > 0 {
+		sort.Slice(inserts, func(i, j int) bool { return inserts[i].Name < inserts[j].Name })
+		var all []byte
+		for _, r := range inserts {
+			all = append(all, render(doc, r, *pl)...)
+		}
+		edits = append(edits, doc.InsertBlock(pl.At, all))
+	}
+	out, err := tomlpatch.Apply(src, edits)
+	if err != nil {
+		return nil, err
+	}
+	res.Out = out
+	res.Changed = created || len(edits) > 0
+	if _, err := tomlpatch.Parse(out); err != nil {
+		// Never hand back a file that doesn't parse. This is a bug if it
+		// happens; say so rather than guessing.
+		return nil, fmt.Errorf("internal error: patched config does not parse (%w); the config was not changed", err)
+	}
+	return res, nil
+}
+
+// unmanagedDef returns the line of the first statement outside managed
+// blocks that defines path or anything under it, or 0.
+func unmanagedDef(doc *tomlpatch.Document, path []string, inBlock func(int) bool) int {
+	for _, i := range doc.Lookup(path...).Stmts {
+		if !inBlock(i) {
+			return doc.Stmts()[i].Line
+		}
+	}
+	return 0
+}
+
+// styleOf takes the indentation and path spelling of an existing block, so
+// that rewriting it keeps the look the file had.
+func styleOf(doc *tomlpatch.Document, b *Block, parent []string) tomlpatch.Placement {
+	stmts := doc.Stmts()
+	pl := tomlpatch.Placement{Indent: stmts[b.first].Indent, Unit: "  ", Prefix: tomlpatch.FormatPath(parent)}
+	for i := b.first + 1; i < b.last; i++ {
+		s := stmts[i]
+		if s.Kind == tomlpatch.Table && len(s.Path) == len(parent)+1 {
+			pl.Indent = s.Indent
+			pl.Prefix = tomlpatch.RawPrefix(s, len(parent))
+			if i+1 < b.last && stmts[i+1].Kind == tomlpatch.KeyValue {
+				pl.Unit, _ = strings.CutPrefix(stmts[i+1].Indent, s.Indent)
+			}
+			break
+		}
+	}
+	return pl
+}
+
+// render writes one managed block in the style of pl, with the document's
+// line endings.
+func render(doc *tomlpatch.Document, r Runtime, pl tomlpatch.Placement) []byte {
+	header := pl.Indent + "[" + pl.Prefix + "." + tomlpatch.FormatKey(r.Name) + "]"
+	var inner []string
+	inner = append(inner, header)
+	inner = append(inner, kvLines(r.Fields, fieldOrder, pl.Indent+pl.Unit)...)
+	if len(r.Options) > 0 {
+		inner = append(inner, pl.Indent+pl.Unit+"["+pl.Prefix+"."+tomlpatch.FormatKey(r.Name)+".options]")
+		inner = append(inner, kvLines(r.Options, nil, pl.Indent+pl.Unit+pl.Unit)...)
+	}
+	body := doc.Lines(inner...)
+	begin := fmt.Sprintf("%s%sbegin handler=%s hash=%s %s", pl.Indent, markerPrefix, r.Name, hashOf(body), markerNote)
+	end := fmt.Sprintf("%s%send handler=%s", pl.Indent, markerPrefix, r.Name)
+	out := doc.Lines(begin)
+	out = append(out, body...)
+	return append(out, doc.Lines(end)...)
+}
+
+func kvLines(m map[string]any, order []string, indent string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	rank := func(k string) int {
+		if i := slices.Index(order, k); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		ri, rj := rank(keys[i]), rank(keys[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return keys[i] < keys[j]
+	})
+	lines := make([]string, 0, len(keys))
+	for _, k := range keys {
+		lines = append(lines, indent+tomlpatch.FormatKey(k)+" = "+FormatValue(m[k]))
+	}
+	return lines
+}
+
+// FormatValue spells a value as TOML. It supports the types policy files
+// decode to: strings, bools, integers, floats, and slices and maps of those.
+func FormatValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return tomlpatch.Quote(x)
+	case bool:
+		return fmt.Sprint(x)
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return fmt.Sprint(x)
+	case float32, float64:
+		s := fmt.Sprint(x)
+		if !strings.ContainsAny(s, ".eEn") { // keep it a float: 1 -> 1.0
+			s += ".0"
+		}
+		return s
+	case []string:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = tomlpatch.Quote(e)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = FormatValue(e)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case map[string]any:
+		lines := kvLines(x, nil, "")
+		return "{" + strings.Join(lines, ", ") + "}"
+	}
+	panic(fmt.Sprintf("ctrdconfig: cannot format %T", v))
+}
+
+// ErrUnsupportedValue is returned by CheckValue.
+var ErrUnsupportedValue = errors.New("unsupported value type")
+
+// CheckValue reports whether FormatValue can write v.
+func CheckValue(v any) error {
+	switch x := v.(type) {
+	case string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64, []string:
+		return nil
+	case []any:
+		for _, e := range x {
+			if err := CheckValue(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	case map[string]any:
+		for _, e := range x {
+			if err := CheckValue(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w %T", ErrUnsupportedValue, v)
+}

@@ -1,0 +1,358 @@
+// Package tomlpatch edits TOML documents byte for byte.
+//
+// It parses a document with go-toml's position-preserving parser into a flat
+// list of top-level statements (table headers, key/value pairs and comment
+// lines), each with the exact byte span of the lines it occupies. Edits are
+// whole-line insertions, replacements and removals; every byte outside an
+// edited span is copied through unchanged, so comments, key order,
+// indentation, tabs, CRLF line endings, blank lines and quoting survive.
+//
+// The package knows nothing about containerd. It answers "where and how is
+// this table defined" (header, dotted keys, inline table, array of tables, or
+// only implied by its sub-tables) and "where does a new sub-table of this
+// table belong", and it refuses edits that would change the meaning of the
+// bytes around them.
+package tomlpatch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// StmtKind says what a top-level statement is.
+type StmtKind int
+
+// The kinds of top-level statements.
+const (
+	Comment    StmtKind = iota + 1 // a comment on a line of its own
+	Table                          // [a.b]
+	ArrayTable                     // [[a.b]]
+	KeyValue                       // a.b = value
+)
+
+func (k StmtKind) String() string {
+	switch k {
+	case Comment:
+		return "comment"
+	case Table:
+		return "table header"
+	case ArrayTable:
+		return "array-of-tables header"
+	case KeyValue:
+		return "key/value"
+	}
+	return fmt.Sprintf("StmtKind(%d)", int(k))
+}
+
+// Stmt is one top-level statement and the whole lines it occupies.
+type Stmt struct {
+	Kind StmtKind
+	// Start is the offset of the first byte of the statement's first line;
+	// End is the offset just past the line terminator of its last line (or
+	// the end of the document).
+	Start, End int
+	// Line is the 1-based line number of the statement's first line.
+	Line int
+	// Indent is the whitespace before the statement on its first line.
+	Indent string
+	// Path is the table path for headers, and the table path plus the
+	// dotted key for key/values. It is nil for comments.
+	Path []string
+	// KeyLen is the number of parts in a key/value's own (dotted) key.
+	KeyLen int
+	// RawKey is the key exactly as spelled in the source, without brackets
+	// for headers (for example `plugins.'io.containerd.cri.v1.runtime'.x`).
+	RawKey string
+	// Text is a comment's text, from '#' to the end of the line, without
+	// the line terminator.
+	Text string
+	// Value is the kind of a key/value's value (for example
+	// unstable.InlineTable).
+	Value unstable.Kind
+	// Section is the index of the header statement that this statement
+	// belongs to, or -1 for statements before the first header.
+	Section int
+}
+
+// DefKind says how a table path is defined in a document.
+type DefKind int
+
+// The ways a path can be defined. A path may be touched in more than one
+// way (for example a header for a table that also has dotted sub-keys);
+// Lookup reports the way that constrains edits the most.
+const (
+	Absent      DefKind = iota // nothing in the document mentions it
+	Implicit                   // only implied by a deeper header, [a.b.c] implies a.b
+	Header                     // defined by its own [header]
+	Dotted                     // defined through dotted keys, a.b.c = 1 defines a.b
+	Inline                     // defined inside an inline table value
+	Value                      // a non-table value
+	InArray                    // at or under an array of tables
+)
+
+func (k DefKind) String() string {
+	return [...]string{"absent", "implicit", "header", "dotted keys", "inline table", "value", "array of tables"}[k]
+}
+
+// Def is what Lookup knows about a path.
+type Def struct {
+	Kind DefKind
+	// Stmt is the index of the statement that gives Kind, or -1.
+	Stmt int
+	// Stmts are the indexes of every statement at or under the path, in
+	// document order.
+	Stmts []int
+}
+
+// Document is a parsed TOML document. It is immutable: edits produce new
+// bytes, which are parsed again.
+type Document struct {
+	src     []byte
+	stmts   []Stmt
+	newline string
+	index   map[string]*node
+}
+
+type node struct {
+	kind  DefKind
+	stmt  int
+	stmts []int
+}
+
+// ParseError is a syntax or semantic error with its position.
+type ParseError struct {
+	Line, Column int
+	Msg          string
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
+}
+
+// Parse parses src. It fails on anything that is not valid TOML, including
+// semantic errors such as a key defined twice, with the line and column.
+func Parse(src []byte) (*Document, error) {
+	if err := checkSemantics(src); err != nil {
+		return nil, err
+	}
+	d := &Document{src: src, newline: detectNewline(src), index: map[string]*node{}}
+	var p unstable.Parser
+	p.KeepComments = true
+	p.Reset(src)
+	section := -1
+	var table []string
+	line, lineAt := 1, 0 // line number of offset lineAt
+	for p.NextExpression() {
+		e := p.Expression()
+		var s Stmt
+		var first, last int // byte offsets of the statement's own text
+		switch e.Kind {
+		case unstable.Comment:
+			s.Kind = Comment
+			first = int(e.Raw.Offset)
+			last = first + int(e.Raw.Length)
+			s.Text = string(src[first:last])
+		case unstable.Table, unstable.ArrayTable:
+			s.Kind = Table
+			if e.Kind == unstable.ArrayTable {
+				s.Kind = ArrayTable
+			}
+			keys, kfirst, klast := keyParts(e.Key())
+			s.Path = keys
+			first = bytes.LastIndexByte(src[:kfirst], '[')
+			if s.Kind == ArrayTable {
+				first--
+			}
+			last = klast
+			s.RawKey = string(src[kfirst:klast])
+			table = keys
+		case unstable.KeyValue:
+			s.Kind = KeyValue
+			keys, kfirst, klast := keyParts(e.Key())
+			s.KeyLen = len(keys)
+			s.Path = append(append([]string(nil), table...), keys...)
+			s.RawKey = string(src[kfirst:klast])
+			s.Value = e.Value().Kind
+			first = int(e.Raw.Offset)
+			last = first + int(e.Raw.Length)
+		default:
+			return nil, fmt.Errorf("unexpected top-level %s", e.Kind)
+		}
+		s.Start = bytes.LastIndexByte(src[:first], '\n') + 1
+		s.Indent = string(src[s.Start:first])
+		if nl := bytes.IndexByte(src[last:], '\n'); nl >= 0 {
+			s.End = last + nl + 1
+		} else {
+			s.End = len(src)
+		}
+		line += bytes.Count(src[lineAt:s.Start], []byte{'\n'})
+		lineAt = s.Start
+		s.Line = line
+		if s.Kind == Table || s.Kind == ArrayTable {
+			section = len(d.stmts)
+		}
+		s.Section = section
+		d.stmts = append(d.stmts, s)
+		d.indexStmt(len(d.stmts)-1, e)
+	}
+	if err := p.Error(); err != nil {
+		return nil, positioned(&p, err)
+	}
+	return d, nil
+}
+
+// checkSemantics runs go-toml's full decoder, which rejects what the
+// streaming parser lets through (duplicate keys, a table defined twice,
+// extending an inline table).
+func checkSemantics(src []byte) error {
+	var v map[string]any
+	err := toml.Unmarshal(src, &v)
+	if err == nil {
+		return nil
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return &ParseError{Line: row, Column: col, Msg: de.Error()}
+	}
+	return err
+}
+
+func positioned(p *unstable.Parser, err error) error {
+	var pe *unstable.ParserError
+	if errors.As(err, &pe) && pe.Highlight != nil {
+		sh := p.Shape(p.Range(pe.Highlight))
+		return &ParseError{Line: sh.Start.Line, Column: sh.Start.Column, Msg: pe.Message}
+	}
+	return err
+}
+
+func keyParts(it unstable.Iterator) (parts []string, first, last int) {
+	first = -1
+	for it.Next() {
+		n := it.Node()
+		parts = append(parts, string(n.Data))
+		if first < 0 {
+			first = int(n.Raw.Offset)
+		}
+		last = int(n.Raw.Offset + n.Raw.Length)
+	}
+	return parts, first, last
+}
+
+func detectNewline(src []byte) string {
+	if i := bytes.IndexByte(src, '\n'); i > 0 && src[i-1] == '\r' {
+		return "\r\n"
+	}
+	return "\n"
+}
+
+func pathKey(path []string) string { return strings.Join(path, "\x00") }
+
+// mark records that statement i touches path with the given kind, and
+// touches every prefix of path (as implicit).
+func (d *Document) mark(path []string, kind DefKind, i int) {
+	for n := 1; n <= len(path); n++ {
+		k := pathKey(path[:n])
+		nd := d.index[k]
+		if nd == nil {
+			nd = &node{kind: Implicit, stmt: -1}
+			d.index[k] = nd
+		}
+		if m := len(nd.stmts); m == 0 || nd.stmts[m-1] != i {
+			nd.stmts = append(nd.stmts, i)
+		}
+		want := Implicit
+		if n == len(path) {
+			want = kind
+		}
+		if want > nd.kind {
+			nd.kind, nd.stmt = want, i
+		}
+	}
+}
+
+func (d *Document) indexStmt(i int, e *unstable.Node) {
+	s := &d.stmts[i]
+	switch s.Kind {
+	case Table:
+		d.mark(s.Path, Header, i)
+		if d.underArray(s.Path) {
+			d.mark(s.Path, InArray, i)
+		}
+	case ArrayTable:
+		d.mark(s.Path, InArray, i)
+	case KeyValue:
+		inArray := s.Section >= 0 && d.stmts[s.Section].Kind == ArrayTable || d.underArray(s.Path)
+		for n := len(s.Path) - s.KeyLen + 1; n < len(s.Path); n++ {
+			d.mark(s.Path[:n], Dotted, i)
+		}
+		kind := Value
+		if s.Value == unstable.InlineTable {
+			kind = Inline
+			d.markInline(s.Path, e.Value(), i)
+		}
+		if inArray {
+			kind = InArray
+		}
+		d.mark(s.Path, kind, i)
+	}
+}
+
+func (d *Document) markInline(path []string, tbl *unstable.Node, i int) {
+	it := tbl.Children()
+	for it.Next() {
+		kv := it.Node()
+		if kv.Kind != unstable.KeyValue {
+			continue
+		}
+		keys, _, _ := keyParts(kv.Key())
+		full := append(append([]string(nil), path...), keys...)
+		d.mark(full, Inline, i)
+		if kv.Value().Kind == unstable.InlineTable {
+			d.markInline(full, kv.Value(), i)
+		}
+	}
+}
+
+func (d *Document) underArray(path []string) bool {
+	for n := 1; n < len(path); n++ {
+		if nd := d.index[pathKey(path[:n])]; nd != nil && nd.kind == InArray {
+			return true
+		}
+	}
+	return false
+}
+
+// Bytes returns the document's source. The caller must not modify it.
+func (d *Document) Bytes() []byte { return d.src }
+
+// Stmts returns the document's top-level statements in order. The caller
+// must not modify them.
+func (d *Document) Stmts() []Stmt { return d.stmts }
+
+// Newline returns the document's line terminator: "\r\n" if its first line
+// ends with one, otherwise "\n".
+func (d *Document) Newline() string { return d.newline }
+
+// Lookup reports how path is defined.
+func (d *Document) Lookup(path ...string) Def {
+	nd := d.index[pathKey(path)]
+	if nd == nil {
+		return Def{Kind: Absent, Stmt: -1}
+	}
+	if d.underArray(path) {
+		return Def{Kind: InArray, Stmt: nd.stmt, Stmts: nd.stmts}
+	}
+	return Def{Kind: nd.kind, Stmt: nd.stmt, Stmts: nd.stmts}
+}
+
+// Line returns the 1-based line number of byte offset off.
+func (d *Document) Line(off int) int {
+	return bytes.Count(d.src[:off], []byte{'\n'}) + 1
+}

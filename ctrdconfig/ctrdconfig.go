@@ -216,6 +216,20 @@ type Result struct {
 	Repaired []string
 	// Conflicts are wanted runtimes defined outside managed blocks.
 	Conflicts []Conflict
+	// Created is true when the input was empty and a new file was made.
+	Created bool
+	edits   []tomlpatch.Edit
+}
+
+// Diff returns a unified diff from src, the input given to Patch, to Out.
+func (r *Result) Diff(src []byte, a, b string) string {
+	if !r.Changed {
+		return ""
+	}
+	if r.Created {
+		return tomlpatch.Diff(nil, []tomlpatch.Edit{{Text: r.Out}}, "/dev/null", b, 3)
+	}
+	return tomlpatch.Diff(src, r.edits, a, b, 3)
 }
 
 // Patch returns src with exactly one managed block per runtime in want and
@@ -324,7 +338,9 @@ func Patch(src []byte, want []Runtime, newFileVersion int) (*Result, error) {
 		return nil, err
 	}
 	res.Out = out
+	res.Created = created
 	res.Changed = created || len(edits) > 0
+	res.edits = edits
 	if _, err := tomlpatch.Parse(out); err != nil {
 		// Never hand back a file that doesn't parse. This is a bug if it
 		// happens; say so rather than guessing.

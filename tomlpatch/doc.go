@@ -86,13 +86,13 @@ type DefKind int
 // way (for example a header for a table that also has dotted sub-keys);
 // Lookup reports the way that constrains edits the most.
 const (
-	Absent      DefKind = iota // nothing in the document mentions it
-	Implicit                   // only implied by a deeper header, [a.b.c] implies a.b
-	Header                     // defined by its own [header]
-	Dotted                     // defined through dotted keys, a.b.c = 1 defines a.b
-	Inline                     // defined inside an inline table value
-	Value                      // a non-table value
-	InArray                    // at or under an array of tables
+	Absent   DefKind = iota // nothing in the document mentions it
+	Implicit                // only implied by a deeper header, [a.b.c] implies a.b
+	Header                  // defined by its own [header]
+	Dotted                  // defined through dotted keys, a.b.c = 1 defines a.b
+	Inline                  // defined inside an inline table value
+	Value                   // a non-table value
+	InArray                 // at or under an array of tables
 )
 
 func (k DefKind) String() string {

@@ -1,0 +1,177 @@
+package ctrdconfig
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Validator checks a candidate config with the containerd binary that will
+// read it: `containerd --config FILE config dump` parses, migrates and
+// prints the effective config without starting anything.
+type Validator struct {
+	// Binary is the containerd executable.
+	Binary string
+	// Timeout bounds each containerd invocation; 0 means 30 s.
+	Timeout time.Duration
+}
+
+// ValidationError is a candidate that containerd rejected or that doesn't
+// have the runtimes it should.
+type ValidationError struct {
+	Msg    string
+	Stderr string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Stderr == "" {
+		return e.Msg
+	}
+	return e.Msg + ": " + e.Stderr
+}
+
+// Validate writes candidate next to target (so that relative imports resolve
+// the same way), runs containerd's config dump on it, and checks that every
+// runtime in want is in the dump at the CRI runtimes path, with its
+// runtime_type, and that the default runtime still exists. If target's
+// directory isn't writable, the candidate is checked from a temporary
+// directory instead.
+func (v *Validator) Validate(ctx context.Context, target string, candidate []byte, want []Runtime) error {
+	dump, err := v.Dump(ctx, target, candidate)
+	if err != nil {
+		return err
+	}
+	return CheckDump(dump, want)
+}
+
+// Dump returns containerd's effective config for candidate.
+func (v *Validator) Dump(ctx context.Context, target string, candidate []byte) ([]byte, error) {
+	f, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".validate-*")
+	if err != nil {
+		f, err = os.CreateTemp("", "runtimeclassd-validate-*.toml")
+		if err != nil {
+			return nil, fmt.Errorf("writing candidate for validation: %w", err)
+		}
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(candidate); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing candidate for validation: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("writing candidate for validation: %w", err)
+	}
+	stdout, stderr, err := v.run(ctx, "--config", f.Name(), "config", "dump")
+	if err != nil {
+		return nil, &ValidationError{Msg: fmt.Sprintf("containerd rejected the candidate config (%v)", err), Stderr: cleanStderr(stderr)}
+	}
+	return stdout, nil
+}
+
+func (v *Validator) run(ctx context.Context, args ...string) (stdout, stderr []byte, err error) {
+	timeout := v.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, v.Binary, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	err = cmd.Run()
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("containerd binary %s not found: %w", v.Binary, err)
+	}
+	return out.Bytes(), errb.Bytes(), err
+}
+
+// cleanStderr keeps containerd's messages and drops its warnings about
+// migrating old config versions, which are expected.
+func cleanStderr(b []byte) string {
+	var keep []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l == "" || strings.Contains(l, "Configuration migrated from version") {
+			continue
+		}
+		keep = append(keep, strings.TrimSpace(l))
+	}
+	return strings.Join(keep, "; ")
+}
+
+// CheckDump checks containerd's effective config for the runtimes in want.
+func CheckDump(dump []byte, want []Runtime) error {
+	var cfg map[string]any
+	if err := toml.Unmarshal(dump, &cfg); err != nil {
+		return &ValidationError{Msg: fmt.Sprintf("reading containerd's config dump: %v", err)}
+	}
+	version := 1
+	if v, ok := cfg["version"].(int64); ok {
+		version = int(v)
+	}
+	path, err := RuntimesPath(version)
+	if err != nil {
+		return &ValidationError{Msg: "containerd's config dump: " + err.Error()}
+	}
+	runtimes, _ := lookupTable(cfg, path).(map[string]any)
+	var missing []string
+	for _, r := range want {
+		got, ok := runtimes[r.Name].(map[string]any)
+		if !ok {
+			missing = append(missing, fmt.Sprintf("runtime %q is not in containerd's effective config at %s", r.Name, strings.Join(path, ".")))
+			continue
+		}
+		if rt, _ := r.Fields["runtime_type"].(string); rt != "" && got["runtime_type"] != rt {
+			missing = append(missing, fmt.Sprintf("runtime %q has runtime_type %v in containerd's effective config, want %q", r.Name, got["runtime_type"], rt))
+		}
+	}
+	ctrd, _ := lookupTable(cfg, path[:len(path)-1]).(map[string]any)
+	if def, _ := ctrd["default_runtime_name"].(string); def != "" {
+		if _, ok := runtimes[def]; !ok {
+			missing = append(missing, fmt.Sprintf("default_runtime_name %q is not among the runtimes; the CRI plugin would fail to load", def))
+		}
+	}
+	if len(missing) > 0 {
+		return &ValidationError{Msg: strings.Join(missing, "; ")}
+	}
+	return nil
+}
+
+func lookupTable(m map[string]any, path []string) any {
+	var cur any = m
+	for _, p := range path {
+		t, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = t[p]
+	}
+	return cur
+}
+
+// DefaultVersion returns the config version that the containerd binary
+// writes by default (`containerd config default`).
+func (v *Validator) DefaultVersion(ctx context.Context) (int, error) {
+	stdout, stderr, err := v.run(ctx, "config", "default")
+	if err != nil {
+		return 0, fmt.Errorf("running %s config default: %w (%s)", v.Binary, err, cleanStderr(stderr))
+	}
+	var cfg struct {
+		Version int `toml:"version"`
+	}
+	if err := toml.Unmarshal(stdout, &cfg); err != nil {
+		return 0, fmt.Errorf("reading %s config default: %w", v.Binary, err)
+	}
+	if _, err := RuntimesPath(cfg.Version); err != nil {
+		return 0, fmt.Errorf("%s config default: %w", v.Binary, err)
+	}
+	return cfg.Version, nil
+}

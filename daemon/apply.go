@@ -1,0 +1,204 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/runtimeclassd/runtimeclassd/atomicfile"
+	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
+	"github.com/runtimeclassd/runtimeclassd/policy"
+)
+
+// Validator checks a candidate config with containerd.
+type Validator interface {
+	Validate(ctx context.Context, target string, candidate []byte, want []ctrdconfig.Runtime) error
+	DefaultVersion(ctx context.Context) (int, error)
+}
+
+// Applier plans and writes config changes.
+type Applier struct {
+	Cfg       Config
+	Log       *slog.Logger
+	Validator Validator
+	// Now is the clock for backup names; nil means time.Now.
+	Now func() time.Time
+}
+
+// Plan is a candidate config and how it was made.
+type Plan struct {
+	// Policy is nil for a revert.
+	Policy *policy.Policy
+	// Original is the config as read; Exists is false if there was none.
+	Original []byte
+	Exists   bool
+	Result   *ctrdconfig.Result
+	// Offered are the runtimes the candidate has managed blocks for.
+	Offered []ctrdconfig.Runtime
+}
+
+// Diff is a unified diff from the original to the candidate.
+func (p *Plan) Diff(name string) string {
+	return p.Result.Diff(p.Original, "a"+name, "b"+name)
+}
+
+// ErrConfigChanged means config.toml changed while a plan was made.
+var ErrConfigChanged = errors.New("config changed while the new one was prepared; try again")
+
+// Plan loads the policy (unless revert), patches the config and validates
+// the result with containerd. It writes nothing.
+func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
+	p := &Plan{}
+	if !revert {
+		pol, err := policy.Load(a.Cfg.PolicyDir, policy.Options{AllowedPrefixes: a.Cfg.AllowedPathPrefixes})
+		if err != nil {
+			return nil, fmt.Errorf("loading policy: %w", err)
+		}
+		p.Policy = pol
+	}
+	src, err := os.ReadFile(a.Cfg.ContainerdConfig)
+	switch {
+	case err == nil:
+		p.Original, p.Exists = src, true
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return nil, fmt.Errorf("reading containerd config: %w", err)
+	}
+	newVersion := 0
+	if !p.Exists && !revert {
+		if newVersion, err = a.Validator.DefaultVersion(ctx); err != nil {
+			return nil, fmt.Errorf("%s does not exist and its version can't be chosen: %w", a.Cfg.ContainerdConfig, err)
+		}
+	}
+	if !p.Exists && revert {
+		p.Result = &ctrdconfig.Result{}
+		return p, nil
+	}
+	var want []ctrdconfig.Runtime
+	if p.Policy != nil {
+		for i := range p.Policy.Handlers {
+			h := &p.Policy.Handlers[i]
+			want = append(want, ctrdconfig.Runtime{Name: h.Name, Fields: h.Fields(), Options: h.Options})
+		}
+	}
+	res, err := ctrdconfig.Patch(p.Original, want, newVersion)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)
+	}
+	p.Result = res
+	conflicted := map[string]bool{}
+	for _, c := range res.Conflicts {
+		conflicted[c.Handler] = true
+		a.Log.Warn("handler not applied", "handler", c.Handler, "reason", c.String())
+	}
+	for _, r := range want {
+		if !conflicted[r.Name] {
+			p.Offered = append(p.Offered, r)
+		}
+	}
+	if res.Changed {
+		if err := a.Validator.Validate(ctx, a.Cfg.ContainerdConfig, res.Out, p.Offered); err != nil {
+			return nil, fmt.Errorf("validating the new config: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Commit backs up the current config and atomically writes the plan's
+// candidate. It writes nothing if the plan changes nothing, and refuses if
+// the config changed since the plan was made. It returns the backup's path,
+// or "" if there was nothing to back up.
+func (a *Applier) Commit(p *Plan) (backup string, err error) {
+	if !p.Result.Changed {
+		return "", nil
+	}
+	now, err := os.ReadFile(a.Cfg.ContainerdConfig)
+	if p.Exists && (err != nil || !bytes.Equal(now, p.Original)) || !p.Exists && err == nil {
+		return "", ErrConfigChanged
+	}
+	if p.Exists {
+		if backup, err = a.backup(p.Original); err != nil {
+			return "", fmt.Errorf("backing up %s: %w", a.Cfg.ContainerdConfig, err)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(a.Cfg.ContainerdConfig), 0o755); err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteFile(a.Cfg.ContainerdConfig, p.Result.Out, 0o644); err != nil {
+		return backup, fmt.Errorf("writing %s: %w", a.Cfg.ContainerdConfig, err)
+	}
+	return backup, nil
+}
+
+// backup writes a timestamped copy of the config into the state dir and
+// keeps the newest Cfg.Backups copies.
+func (a *Applier) backup(b []byte) (string, error) {
+	dir := filepath.Join(a.Cfg.StateDir, "backups")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	base := filepath.Base(a.Cfg.ContainerdConfig)
+	name := filepath.Join(dir, base+"."+now().UTC().Format("20060102T150405.000000000Z"))
+	if err := atomicfile.WriteFile(name, b, 0o600); err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return name, err
+	}
+	var olds []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), base+".") && !strings.HasPrefix(e.Name(), ".") {
+			olds = append(olds, e.Name())
+		}
+	}
+	sort.Strings(olds) // timestamps sort in time order
+	keep := max(a.Cfg.Backups, 1)
+	for len(olds) > keep {
+		if err := os.Remove(filepath.Join(dir, olds[0])); err != nil {
+			return name, err
+		}
+		olds = olds[1:]
+	}
+	return name, nil
+}
+
+// Lock takes the state dir's lock, so that one apply, revert or daemon
+// reconcile runs at a time. It blocks until the lock is free or ctx ends.
+func Lock(ctx context.Context, stateDir string) (unlock func(), err error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the lock on %s: %w", f.Name(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

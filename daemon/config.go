@@ -1,0 +1,124 @@
+// Package daemon runs runtimeclassd's reconcile: policy in, containerd's
+// config out. One pipeline serves the one-shot commands and the service:
+// load the policy, patch config.toml, validate the candidate with
+// containerd, back up the old file and write the new one atomically.
+// Nothing is written unless every step before the write succeeded, so a bad
+// input leaves config.toml byte for byte as it was.
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the daemon's configuration: the file /etc/runtimeclassd/config.toml,
+// overridden by command-line flags.
+type Config struct {
+	ContainerdConfig    string   `toml:"containerd_config"`
+	PolicyDir           string   `toml:"policy_dir"`
+	StateDir            string   `toml:"state_dir"`
+	ShimPath            string   `toml:"shim_path"`
+	HostRoot            string   `toml:"host_root"`
+	ContainerdBin       string   `toml:"containerd_bin"`
+	ContainerdAddress   string   `toml:"containerd_address"`
+	ContainerdUnit      string   `toml:"containerd_unit"`
+	AllowedPathPrefixes []string `toml:"allowed_path_prefixes"`
+	// Backups is how many backups of config.toml to keep.
+	Backups int `toml:"backups"`
+
+	// Service settings.
+	Debounce           Duration `toml:"debounce"`
+	ResyncInterval     Duration `toml:"resync_interval"`
+	RestartMinInterval Duration `toml:"restart_min_interval"`
+	RestartSplay       Duration `toml:"restart_splay"`
+	VerifyTimeout      Duration `toml:"verify_timeout"`
+}
+
+// Duration is a time.Duration written as a string ("500ms", "5m").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// DefaultShimPath is the PATH that Debian's and upstream's
+// containerd.service run containerd with, plus where Kata installs itself.
+const DefaultShimPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/kata/bin"
+
+// DefaultConfig returns the defaults of every setting.
+func DefaultConfig() Config {
+	return Config{
+		ContainerdConfig:   "/etc/containerd/config.toml",
+		PolicyDir:          "/etc/runtimeclassd/policy.d",
+		StateDir:           "/var/lib/runtimeclassd",
+		ShimPath:           DefaultShimPath,
+		HostRoot:           "/",
+		ContainerdBin:      "containerd",
+		ContainerdAddress:  "/run/containerd/containerd.sock",
+		ContainerdUnit:     "containerd.service",
+		Backups:            10,
+		Debounce:           Duration(500 * time.Millisecond),
+		ResyncInterval:     Duration(5 * time.Minute),
+		RestartMinInterval: Duration(60 * time.Second),
+		VerifyTimeout:      Duration(60 * time.Second),
+	}
+}
+
+// LoadConfig reads the daemon config file over the defaults. A missing file
+// means defaults. Unknown keys are errors, with their line and column.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	src, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, err
+	}
+	dec := toml.NewDecoder(strings.NewReader(string(src)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		var sme *toml.StrictMissingError
+		if errors.As(err, &sme) && len(sme.Errors) > 0 {
+			row, col := sme.Errors[0].Position()
+			return cfg, fmt.Errorf("%s:%d:%d: unknown key %s", path, row, col, strings.Join(sme.Errors[0].Key(), "."))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return cfg, fmt.Errorf("%s:%d:%d: %s", path, row, col, de.Error())
+		}
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Paths returns the settings that have a command-line flag of the same
+// name, by flag name, so that flags can be laid over the config file.
+func (c *Config) Paths() map[string]*string {
+	return map[string]*string{
+		"containerd-config":  &c.ContainerdConfig,
+		"policy-dir":         &c.PolicyDir,
+		"state-dir":          &c.StateDir,
+		"shim-path":          &c.ShimPath,
+		"host-root":          &c.HostRoot,
+		"containerd-bin":     &c.ContainerdBin,
+		"containerd-address": &c.ContainerdAddress,
+		"containerd-unit":    &c.ContainerdUnit,
+	}
+}

@@ -1,0 +1,544 @@
+// Package policy reads runtimeclassd's drop-in policy files and decides
+// what containerd may be told to run.
+//
+// Load reads every *.toml file of a directory in lexical order, decodes it
+// strictly (an unknown key is an error with its file, line and column),
+// fills handlers from presets, and enforces the security rules: files owned
+// by root and not group- or world-writable, at most 1 MiB each, DNS-1123
+// handler names, runtime types of the form io.containerd.NAME.vN, clean
+// absolute path values under allowed prefixes, no wildcard annotations, and
+// no handler defined differently in two files. A Policy that Load returns
+// has passed every rule; on any violation Load returns every error it found
+// and no Policy.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// MaxFileSize is the largest policy file Load reads.
+const MaxFileSize = 1 << 20
+
+// DefaultAllowedPrefixes are where path values may point by default.
+var DefaultAllowedPrefixes = []string{"/usr", "/opt", "/etc", "/bin", "/sbin"}
+
+// Handler is one runtime handler, with its preset applied.
+type Handler struct {
+	// Name is the RuntimeClass handler name.
+	Name string
+	// Source is the file that defines the handler.
+	Source string
+	Preset string
+
+	RuntimeType                                   string
+	RuntimePath                                   string
+	PodAnnotations                                []string
+	ContainerAnnotations                          []string
+	PrivilegedWithoutHostDevices                  *bool
+	PrivilegedWithoutHostDevicesAllDevicesAllowed *bool
+	BaseRuntimeSpec                               string
+	Snapshotter                                   string
+	Sandboxer                                     string
+	IOType                                        string
+	Options                                       map[string]any
+	// Requires names the host checks the handler needs.
+	Requires []string
+}
+
+// Fields returns the handler's containerd runtime keys that are set.
+func (h *Handler) Fields() map[string]any {
+	m := map[string]any{"runtime_type": h.RuntimeType}
+	set := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	set("runtime_path", h.RuntimePath)
+	set("base_runtime_spec", h.BaseRuntimeSpec)
+	set("snapshotter", h.Snapshotter)
+	set("sandboxer", h.Sandboxer)
+	set("io_type", h.IOType)
+	if h.PodAnnotations != nil {
+		m["pod_annotations"] = h.PodAnnotations
+	}
+	if h.ContainerAnnotations != nil {
+		m["container_annotations"] = h.ContainerAnnotations
+	}
+	if h.PrivilegedWithoutHostDevices != nil {
+		m["privileged_without_host_devices"] = *h.PrivilegedWithoutHostDevices
+	}
+	if h.PrivilegedWithoutHostDevicesAllDevicesAllowed != nil {
+		m["privileged_without_host_devices_all_devices_allowed"] = *h.PrivilegedWithoutHostDevicesAllDevicesAllowed
+	}
+	return m
+}
+
+// PathValue is a path a handler names, with the key that names it.
+type PathValue struct {
+	Key  string // for example "options.BinaryName"
+	Path string
+}
+
+// Paths returns every path value of the handler, in a stable order.
+func (h *Handler) Paths() []PathValue {
+	var out []PathValue
+	for _, kv := range [][2]string{{"runtime_path", h.RuntimePath}, {"base_runtime_spec", h.BaseRuntimeSpec}} {
+		if kv[1] != "" {
+			out = append(out, PathValue{Key: kv[0], Path: kv[1]})
+		}
+	}
+	keys := make([]string, 0, len(h.Options))
+	for k := range h.Options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if s, ok := h.Options[k].(string); ok && s != "" && isPathOption(k) {
+			out = append(out, PathValue{Key: "options." + k, Path: s})
+		}
+	}
+	return out
+}
+
+// isPathOption says whether an options key holds a host path that
+// containerd or the shim will read or execute.
+func isPathOption(k string) bool {
+	switch k {
+	case "BinaryName", "Root":
+		return true
+	}
+	return strings.HasSuffix(k, "Path")
+}
+
+// Policy is the validated union of all policy files.
+type Policy struct {
+	// Handlers sorted by name.
+	Handlers []Handler
+	// Files that were read, in order.
+	Files []string
+}
+
+// Options tune Load. The zero value uses the defaults.
+type Options struct {
+	// AllowedPrefixes for path values; nil means DefaultAllowedPrefixes.
+	AllowedPrefixes []string
+	// SkipOwnership skips the owner and mode checks of files and of the
+	// directory (for linting files that are not installed yet).
+	SkipOwnership bool
+}
+
+func (o Options) prefixes() []string {
+	if o.AllowedPrefixes == nil {
+		return DefaultAllowedPrefixes
+	}
+	return o.AllowedPrefixes
+}
+
+// ErrNoDir means the policy directory does not exist. It is not an error
+// for the daemon, which waits for it.
+var ErrNoDir = errors.New("policy directory does not exist")
+
+// Load reads and validates every policy file of dir. A missing directory
+// gives ErrNoDir.
+func Load(dir string, opts Options) (*Policy, error) {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", dir, ErrNoDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	if !opts.SkipOwnership {
+		if err := checkOwnership(dir, fi); err != nil {
+			return nil, err
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		if PolicyFileName(e.Name()) {
+			files = append(files, filepath.Join(dir, e.Name()))
+		}
+	}
+	return LoadFiles(files, opts)
+}
+
+// PolicyFileName reports whether a directory entry is a policy file: it
+// ends in .toml and is not hidden (editor swap files, Kubernetes ConfigMap
+// internals such as ..data).
+func PolicyFileName(name string) bool {
+	return strings.HasSuffix(name, ".toml") && !strings.HasPrefix(name, ".")
+}
+
+// LoadFiles reads and validates the given files, in the given order.
+func LoadFiles(files []string, opts Options) (*Policy, error) {
+	var errs []error
+	p := &Policy{Files: files}
+	seen := map[string]*Handler{}
+	for _, f := range files {
+		hs, err := loadFile(f, opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for i := range hs {
+			h := &hs[i]
+			if prev, ok := seen[h.Name]; ok {
+				if !sameHandler(prev, h) {
+					errs = append(errs, fmt.Errorf("%s: handler %q is also defined, differently, in %s; define it in one file", h.Source, h.Name, prev.Source))
+				}
+				continue
+			}
+			seen[h.Name] = h
+			p.Handlers = append(p.Handlers, *h)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(p.Handlers, func(i, j int) bool { return p.Handlers[i].Name < p.Handlers[j].Name })
+	return p, nil
+}
+
+func sameHandler(a, b *Handler) bool {
+	x, y := *a, *b
+	x.Source, y.Source = "", ""
+	return reflect.DeepEqual(x, y)
+}
+
+func checkOwnership(path string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot read owner", path)
+	}
+	if st.Uid != 0 {
+		return fmt.Errorf("%s: owned by uid %d, must be owned by root", path, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: mode %04o is group- or world-writable; chmod go-w", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// fileSpec is the schema of one policy file.
+type fileSpec struct {
+	Handlers map[string]*handlerSpec `toml:"handlers"`
+}
+
+type handlerSpec struct {
+	Preset                                        string         `toml:"preset"`
+	RuntimeType                                   *string        `toml:"runtime_type"`
+	RuntimePath                                   *string        `toml:"runtime_path"`
+	PodAnnotations                                []string       `toml:"pod_annotations"`
+	ContainerAnnotations                          []string       `toml:"container_annotations"`
+	PrivilegedWithoutHostDevices                  *bool          `toml:"privileged_without_host_devices"`
+	PrivilegedWithoutHostDevicesAllDevicesAllowed *bool          `toml:"privileged_without_host_devices_all_devices_allowed"`
+	BaseRuntimeSpec                               *string        `toml:"base_runtime_spec"`
+	Snapshotter                                   *string        `toml:"snapshotter"`
+	Sandboxer                                     *string        `toml:"sandboxer"`
+	IOType                                        *string        `toml:"io_type"`
+	Options                                       map[string]any `toml:"options"`
+	Requires                                      []string       `toml:"requires"`
+}
+
+func loadFile(path string, opts Options) ([]Handler, error) {
+	src, err := readSafe(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, src, opts)
+}
+
+// readSafe opens path (following a symlink), checks the opened file itself,
+// so that nothing can be swapped in between, and reads at most MaxFileSize
+// bytes.
+func readSafe(path string, opts Options) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if !opts.SkipOwnership {
+		if err := checkOwnership(path, fi); err != nil {
+			return nil, err
+		}
+	}
+	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(src) > MaxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
+	}
+	return src, nil
+}
+
+// Parse decodes and validates one policy file's contents. name is used in
+// error messages.
+func Parse(name string, src []byte, opts Options) ([]Handler, error) {
+	return parse(name, src, opts)
+}
+
+func parse(name string, src []byte, opts Options) ([]Handler, error) {
+	var spec fileSpec
+	dec := toml.NewDecoder(strings.NewReader(string(src)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return nil, decodeError(name, err)
+	}
+	pos := positions(src)
+	at := func(key ...string) string {
+		if p, ok := pos.find(key); ok {
+			return fmt.Sprintf("%s:%d:%d", name, p.line, p.col)
+		}
+		return name
+	}
+	names := make([]string, 0, len(spec.Handlers))
+	for n := range spec.Handlers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var errs []error
+	var out []Handler
+	for _, n := range names {
+		s := spec.Handlers[n]
+		if s == nil {
+			continue
+		}
+		h, herrs := resolve(n, s, opts)
+		for _, e := range herrs {
+			errs = append(errs, fmt.Errorf("%s: handlers.%s%s: %s", at(append([]string{"handlers", n}, e.key...)...), n, dotted(e.key), e.msg))
+		}
+		if len(herrs) == 0 {
+			h.Source = name
+			out = append(out, h)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func dotted(key []string) string {
+	if len(key) == 0 {
+		return ""
+	}
+	return "." + strings.Join(key, ".")
+}
+
+func decodeError(name string, err error) error {
+	var sme *toml.StrictMissingError
+	if errors.As(err, &sme) {
+		var errs []error
+		for _, e := range sme.Errors {
+			row, col := e.Position()
+			errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %s", name, row, col, strings.Join(e.Key(), ".")))
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		msg := de.Error()
+		if k := de.Key(); len(k) > 0 {
+			msg = strings.Join(k, ".") + ": " + msg
+		}
+		return fmt.Errorf("%s:%d:%d: %s", name, row, col, msg)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+type fieldErr struct {
+	key []string
+	msg string
+}
+
+var (
+	dnsLabel    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	runtimeType = regexp.MustCompile(`^io\.containerd\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?\.v[0-9]+$`)
+	plainWord   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	annotation  = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
+)
+
+// resolve applies the preset and checks every rule for one handler.
+func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
+	var errs []fieldErr
+	fail := func(msg string, key ...string) { errs = append(errs, fieldErr{key: key, msg: msg}) }
+
+	if len(name) > 63 || !dnsLabel.MatchString(name) {
+		fail("handler name must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)")
+	}
+	h := Handler{Name: name}
+	if s.Preset != "" {
+		p, ok := presets[s.Preset]
+		if !ok {
+			fail(fmt.Sprintf("unknown preset %q (known: %s)", s.Preset, strings.Join(PresetNames(), ", ")), "preset")
+			return h, errs
+		}
+		h = p.handler()
+		h.Name = name
+		h.Preset = s.Preset
+	}
+	str := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	str(&h.RuntimeType, s.RuntimeType)
+	str(&h.RuntimePath, s.RuntimePath)
+	str(&h.BaseRuntimeSpec, s.BaseRuntimeSpec)
+	str(&h.Snapshotter, s.Snapshotter)
+	str(&h.Sandboxer, s.Sandboxer)
+	str(&h.IOType, s.IOType)
+	if s.PodAnnotations != nil {
+		h.PodAnnotations = s.PodAnnotations
+	}
+	if s.ContainerAnnotations != nil {
+		h.ContainerAnnotations = s.ContainerAnnotations
+	}
+	if s.PrivilegedWithoutHostDevices != nil {
+		h.PrivilegedWithoutHostDevices = s.PrivilegedWithoutHostDevices
+	}
+	if s.PrivilegedWithoutHostDevicesAllDevicesAllowed != nil {
+		h.PrivilegedWithoutHostDevicesAllDevicesAllowed = s.PrivilegedWithoutHostDevicesAllDevicesAllowed
+	}
+	if s.Requires != nil {
+		h.Requires = s.Requires
+	}
+	if len(s.Options) > 0 {
+		merged := map[string]any{}
+		for k, v := range h.Options {
+			merged[k] = v
+		}
+		for k, v := range s.Options {
+			merged[k] = v
+		}
+		h.Options = merged
+	}
+
+	switch {
+	case h.RuntimeType == "":
+		fail("runtime_type is required (or set a preset)", "runtime_type")
+	case !runtimeType.MatchString(h.RuntimeType):
+		fail(fmt.Sprintf("runtime_type %q must look like io.containerd.NAME.vN", h.RuntimeType), "runtime_type")
+	}
+	for _, kv := range []struct {
+		key string
+		v   string
+	}{{"snapshotter", h.Snapshotter}, {"sandboxer", h.Sandboxer}, {"io_type", h.IOType}} {
+		if kv.v != "" && !plainWord.MatchString(kv.v) {
+			fail(fmt.Sprintf("%q is not a plain name", kv.v), kv.key)
+		}
+	}
+	for _, list := range []struct {
+		key string
+		v   []string
+	}{{"pod_annotations", h.PodAnnotations}, {"container_annotations", h.ContainerAnnotations}} {
+		for _, a := range list.v {
+			switch {
+			case strings.Contains(a, "*"):
+				fail(fmt.Sprintf("wildcard %q would let any pod set every matching annotation; list the annotations one by one", a), list.key)
+			case !annotation.MatchString(a):
+				fail(fmt.Sprintf("%q is not a valid annotation key", a), list.key)
+			}
+		}
+	}
+	for k, v := range h.Options {
+		if err := checkOptionValue(v); err != nil {
+			fail(err.Error(), "options", k)
+		}
+	}
+	for _, pv := range h.Paths() {
+		if msg := checkPath(pv.Path, opts.prefixes()); msg != "" {
+			fail(msg, strings.Split(pv.Key, ".")...)
+		}
+	}
+	for _, r := range h.Requires {
+		if msg := checkRequire(r, opts.prefixes()); msg != "" {
+			fail(msg, "requires")
+		}
+	}
+	return h, errs
+}
+
+// checkPath applies the path rules: absolute, clean, under a prefix.
+func checkPath(p string, prefixes []string) string {
+	if !filepath.IsAbs(p) {
+		return fmt.Sprintf("path %q must be absolute", p)
+	}
+	if filepath.Clean(p) != p || slices.Contains(strings.Split(p, "/"), "..") {
+		return fmt.Sprintf("path %q must be clean (no '..', '//' or trailing '/'); write %q", p, filepath.Clean(p))
+	}
+	for _, pre := range prefixes {
+		if p == pre || strings.HasPrefix(p, strings.TrimSuffix(pre, "/")+"/") {
+			return ""
+		}
+	}
+	return fmt.Sprintf("path %q is not under an allowed prefix (%s)", p, strings.Join(prefixes, ", "))
+}
+
+// KnownChecks are the host checks a handler may require, besides
+// "path:/ABSOLUTE/PATH".
+var KnownChecks = []string{"kvm", "vhost-vsock", "kata-config", "runsc", "nvidia"}
+
+func checkRequire(r string, prefixes []string) string {
+	if p, ok := strings.CutPrefix(r, "path:"); ok {
+		if msg := checkPath(p, prefixes); msg != "" {
+			return fmt.Sprintf("%q: %s", r, msg)
+		}
+		return ""
+	}
+	if slices.Contains(KnownChecks, r) {
+		return ""
+	}
+	return fmt.Sprintf("unknown check %q (known: %s, path:/ABSOLUTE/PATH)", r, strings.Join(KnownChecks, ", "))
+}
+
+func checkOptionValue(v any) error {
+	switch x := v.(type) {
+	case string, bool, int64, float64:
+		return nil
+	case []any:
+		for _, e := range x {
+			if err := checkOptionValue(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	case map[string]any:
+		for _, e := range x {
+			if err := checkOptionValue(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("value of type %T is not supported in options (use strings, booleans, numbers or arrays)", v)
+}

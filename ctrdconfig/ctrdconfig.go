@@ -216,6 +216,9 @@ type Result struct {
 	Repaired []string
 	// Conflicts are wanted runtimes defined outside managed blocks.
 	Conflicts []Conflict
+	// Kept names containerd's default runtimes written out with them
+	// (see Options.Keep).
+	Kept []string
 	// Created is true when the input was empty and a new file was made.
 	Created bool
 	edits   []tomlpatch.Edit
@@ -232,13 +235,26 @@ func (r *Result) Diff(src []byte, a, b string) string {
 	return tomlpatch.Diff(src, r.edits, a, b, 3)
 }
 
-// Patch returns src with exactly one managed block per runtime in want and
-// no other managed blocks. version is used only when src is empty and has
-// no version (a missing file); then `version = N` is written first.
-func Patch(src []byte, want []Runtime, newFileVersion int) (*Result, error) {
-	created := len(src) == 0 && newFileVersion > 0
+// Options tune Patch.
+type Options struct {
+	// NewFileVersion is the version written when src is empty (a missing
+	// file): `version = N` comes first. 0 leaves an empty src as version 1.
+	NewFileVersion int
+	// Keep are runtimes containerd has by default (its default runtime) that
+	// must be written out whenever the file gets managed runtimes and
+	// doesn't define them itself: containerd 1.x replaces its built-in
+	// runtimes table with the file's, so a file that names only kata loses
+	// runc, and with it the CRI plugin. They are managed blocks too, so a
+	// revert removes them.
+	Keep []Runtime
+}
+
+// Patch returns src with exactly one managed block per runtime in want (and
+// per needed runtime in opts.Keep) and no other managed blocks.
+func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
+	created := len(src) == 0 && opts.NewFileVersion > 0
 	if created {
-		src = []byte(fmt.Sprintf("version = %d\n", newFileVersion))
+		src = []byte(fmt.Sprintf("version = %d\n", opts.NewFileVersion))
 	}
 	doc, err := tomlpatch.Parse(src)
 	if err != nil {
@@ -262,25 +278,6 @@ func Patch(src []byte, want []Runtime, newFileVersion int) (*Result, error) {
 		}
 		byName[b.Handler] = b
 	}
-	wanted := map[string]bool{}
-	for _, r := range want {
-		if wanted[r.Name] {
-			return nil, fmt.Errorf("runtime %q given twice", r.Name)
-		}
-		wanted[r.Name] = true
-	}
-
-	var edits []tomlpatch.Edit
-	removing := map[int]bool{} // statement indexes inside blocks being removed
-	for _, b := range blocks {
-		if !wanted[b.Handler] {
-			edits = append(edits, doc.RemoveBlock(b.Start, b.End))
-			res.Removed = append(res.Removed, b.Handler)
-			for i := b.first; i <= b.last; i++ {
-				removing[i] = true
-			}
-		}
-	}
 	inBlock := func(i int) bool {
 		for _, b := range blocks {
 			if i >= b.first && i <= b.last {
@@ -289,7 +286,43 @@ func Patch(src []byte, want []Runtime, newFileVersion int) (*Result, error) {
 		}
 		return false
 	}
+	wanted := map[string]bool{}
+	for _, r := range want {
+		if wanted[r.Name] {
+			return nil, fmt.Errorf("runtime %q given twice", r.Name)
+		}
+		wanted[r.Name] = true
+	}
+	if len(want) > 0 {
+		for _, k := range opts.Keep {
+			if !wanted[k.Name] && unmanagedDef(doc, append(slices.Clone(parent), k.Name), inBlock) == 0 {
+				want = append(want, k)
+				wanted[k.Name] = true
+				res.Kept = append(res.Kept, k.Name)
+			}
+		}
+	}
 
+	var edits []tomlpatch.Edit
+	removing := map[int]bool{} // statement indexes inside blocks being removed
+	var spans [][2]int         // removed blocks, adjacent ones merged
+	for _, b := range blocks {
+		if wanted[b.Handler] {
+			continue
+		}
+		res.Removed = append(res.Removed, b.Handler)
+		for i := b.first; i <= b.last; i++ {
+			removing[i] = true
+		}
+		if n := len(spans); n > 0 && spans[n-1][1] == b.Start {
+			spans[n-1][1] = b.End
+		} else {
+			spans = append(spans, [2]int{b.Start, b.End})
+		}
+	}
+	for _, sp := range spans {
+		edits = append(edits, doc.RemoveBlock(sp[0], sp[1]))
+	}
 	var pl *tomlpatch.Placement
 	var inserts []Runtime
 	for _, r := range want {
@@ -299,12 +332,12 @@ func Patch(src []byte, want []Runtime, newFileVersion int) (*Result, error) {
 			continue
 		}
 		if b, ok := byName[r.Name]; ok {
-			block := render(doc, r, styleOf(doc, b, parent))
-			if string(doc.Bytes()[b.Start:b.End]) == string(block) {
+			e := doc.ReplaceBlock(b.Start, b.End, render(doc, r, styleOf(doc, b, parent)))
+			if string(doc.Bytes()[b.Start:b.End]) == string(e.Text) {
 				res.Unchanged = append(res.Unchanged, r.Name)
 				continue
 			}
-			edits = append(edits, doc.ReplaceBlock(b.Start, b.End, block))
+			edits = append(edits, e)
 			if b.Intact {
 				res.Updated = append(res.Updated, r.Name)
 			} else {

@@ -175,3 +175,64 @@ func (v *Validator) DefaultVersion(ctx context.Context) (int, error) {
 	}
 	return cfg.Version, nil
 }
+
+// DefaultRuntime returns containerd's default CRI runtime from a config
+// dump: the runtime default_runtime_name names, with the keys and options
+// that are set (empty strings, false, zero and empty lists are dropped, as
+// they are containerd's zero values anyway). It returns nil if the dump has
+// none.
+func DefaultRuntime(dump []byte) (*Runtime, error) {
+	var cfg map[string]any
+	if err := toml.Unmarshal(dump, &cfg); err != nil {
+		return nil, fmt.Errorf("reading containerd's config dump: %w", err)
+	}
+	version := 1
+	if v, ok := cfg["version"].(int64); ok {
+		version = int(v)
+	}
+	path, err := RuntimesPath(version)
+	if err != nil {
+		return nil, err
+	}
+	ctrd, _ := lookupTable(cfg, path[:len(path)-1]).(map[string]any)
+	name, _ := ctrd["default_runtime_name"].(string)
+	runtimes, _ := ctrd["runtimes"].(map[string]any)
+	stanza, ok := runtimes[name].(map[string]any)
+	if name == "" || !ok {
+		return nil, nil
+	}
+	r := &Runtime{Name: name, Fields: map[string]any{}, Options: map[string]any{}}
+	for k, v := range stanza {
+		if k == "options" {
+			opts, _ := v.(map[string]any)
+			for ok, ov := range opts {
+				if !isZero(ov) {
+					r.Options[ok] = ov
+				}
+			}
+			continue
+		}
+		if !isZero(v) {
+			r.Fields[k] = v
+		}
+	}
+	return r, nil
+}
+
+func isZero(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	case int64:
+		return x == 0
+	case float64:
+		return x == 0
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return v == nil
+}

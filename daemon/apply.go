@@ -3,12 +3,14 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 // Validator checks a candidate config with containerd.
 type Validator interface {
 	Validate(ctx context.Context, target string, candidate []byte, want []ctrdconfig.Runtime) error
+	Dump(ctx context.Context, target string, candidate []byte) ([]byte, error)
 	DefaultVersion(ctx context.Context) (int, error)
 }
 
@@ -32,6 +35,9 @@ type Applier struct {
 	Validator Validator
 	// Now is the clock for backup names; nil means time.Now.
 	Now func() time.Time
+
+	keepFor [sha256.Size]byte
+	keep    *[]ctrdconfig.Runtime
 }
 
 // Plan is a candidate config and how it was made.
@@ -90,7 +96,13 @@ func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
 			want = append(want, ctrdconfig.Runtime{Name: h.Name, Fields: h.Fields(), Options: h.Options})
 		}
 	}
-	res, err := ctrdconfig.Patch(p.Original, want, newVersion)
+	var keep []ctrdconfig.Runtime
+	if len(want) > 0 {
+		if keep, err = a.defaultRuntime(ctx, p.Original); err != nil {
+			return nil, err
+		}
+	}
+	res, err := ctrdconfig.Patch(p.Original, want, ctrdconfig.Options{NewFileVersion: newVersion, Keep: keep})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)
 	}
@@ -105,12 +117,41 @@ func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
 			p.Offered = append(p.Offered, r)
 		}
 	}
+	for _, k := range keep {
+		if slices.Contains(res.Kept, k.Name) {
+			p.Offered = append(p.Offered, k)
+		}
+	}
 	if res.Changed {
 		if err := a.Validator.Validate(ctx, a.Cfg.ContainerdConfig, res.Out, p.Offered); err != nil {
 			return nil, fmt.Errorf("validating the new config: %w", err)
 		}
 	}
 	return p, nil
+}
+
+// defaultRuntime asks containerd which runtime is its default for the
+// current config (see ctrdconfig.Options.Keep). The answer is cached by the
+// config's bytes, since the daemon asks on every reconcile.
+func (a *Applier) defaultRuntime(ctx context.Context, current []byte) ([]ctrdconfig.Runtime, error) {
+	sum := sha256.Sum256(current)
+	if a.keepFor == sum && a.keep != nil {
+		return *a.keep, nil
+	}
+	dump, err := a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, current)
+	if err != nil {
+		return nil, fmt.Errorf("reading containerd's effective config: %w", err)
+	}
+	r, err := ctrdconfig.DefaultRuntime(dump)
+	if err != nil {
+		return nil, err
+	}
+	var keep []ctrdconfig.Runtime
+	if r != nil {
+		keep = []ctrdconfig.Runtime{*r}
+	}
+	a.keepFor, a.keep = sum, &keep
+	return keep, nil
 }
 
 // Commit backs up the current config and atomically writes the plan's

@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -115,13 +114,15 @@ type Document struct {
 	src     []byte
 	stmts   []Stmt
 	newline string
-	index   map[string]*node
+	root    *node
 }
 
+// node is a path in the document's tree of tables and keys.
 type node struct {
-	kind  DefKind
-	stmt  int
-	stmts []int
+	kind     DefKind
+	stmt     int
+	stmts    []int
+	children map[string]*node
 }
 
 // ParseError is a syntax or semantic error with its position.
@@ -140,7 +141,7 @@ func Parse(src []byte) (*Document, error) {
 	if err := checkSemantics(src); err != nil {
 		return nil, err
 	}
-	d := &Document{src: src, newline: detectNewline(src), index: map[string]*node{}}
+	d := &Document{src: src, newline: detectNewline(src), root: &node{stmt: -1}}
 	var p unstable.Parser
 	p.KeepComments = true
 	p.Reset(src)
@@ -252,59 +253,68 @@ func detectNewline(src []byte) string {
 	return "\n"
 }
 
-func pathKey(path []string) string { return strings.Join(path, "\x00") }
-
-// mark records that statement i touches path with the given kind, and
-// touches every prefix of path (as implicit).
-func (d *Document) mark(path []string, kind DefKind, i int) {
-	for n := 1; n <= len(path); n++ {
-		k := pathKey(path[:n])
-		nd := d.index[k]
-		if nd == nil {
-			nd = &node{kind: Implicit, stmt: -1}
-			d.index[k] = nd
+// mark walks path from the root, creating nodes, and records that statement
+// i touches every node on the way. The last node gets kind last; the ones
+// before it get Dotted from depth dottedFrom on (the parts of a dotted key)
+// and Implicit before that. It returns the last node.
+func (d *Document) mark(from *node, path []string, dottedFrom int, last DefKind, i int) *node {
+	nd := from
+	for n, part := range path {
+		child := nd.children[part]
+		if child == nil {
+			child = &node{kind: Implicit, stmt: -1}
+			if nd.children == nil {
+				nd.children = map[string]*node{}
+			}
+			nd.children[part] = child
 		}
+		nd = child
 		if m := len(nd.stmts); m == 0 || nd.stmts[m-1] != i {
 			nd.stmts = append(nd.stmts, i)
 		}
 		want := Implicit
-		if n == len(path) {
-			want = kind
+		switch {
+		case n == len(path)-1:
+			want = last
+		case n >= dottedFrom:
+			want = Dotted
 		}
 		if want > nd.kind {
 			nd.kind, nd.stmt = want, i
 		}
 	}
+	return nd
 }
 
 func (d *Document) indexStmt(i int, e *unstable.Node) {
 	s := &d.stmts[i]
 	switch s.Kind {
 	case Table:
-		d.mark(s.Path, Header, i)
+		kind := Header
 		if d.underArray(s.Path) {
-			d.mark(s.Path, InArray, i)
+			kind = InArray
 		}
+		d.mark(d.root, s.Path, len(s.Path), kind, i)
 	case ArrayTable:
-		d.mark(s.Path, InArray, i)
+		d.mark(d.root, s.Path, len(s.Path), InArray, i)
 	case KeyValue:
-		inArray := s.Section >= 0 && d.stmts[s.Section].Kind == ArrayTable || d.underArray(s.Path)
-		for n := len(s.Path) - s.KeyLen + 1; n < len(s.Path); n++ {
-			d.mark(s.Path[:n], Dotted, i)
-		}
 		kind := Value
 		if s.Value == unstable.InlineTable {
 			kind = Inline
-			d.markInline(s.Path, e.Value(), i)
 		}
-		if inArray {
+		if s.Section >= 0 && d.stmts[s.Section].Kind == ArrayTable || d.underArray(s.Path) {
 			kind = InArray
 		}
-		d.mark(s.Path, kind, i)
+		nd := d.mark(d.root, s.Path, len(s.Path)-s.KeyLen, kind, i)
+		if s.Value == unstable.InlineTable {
+			d.markInline(nd, e.Value(), i)
+		}
 	}
 }
 
-func (d *Document) markInline(path []string, tbl *unstable.Node, i int) {
+// markInline marks the keys of an inline table under its node; a nested
+// inline table costs one step per level, however deep.
+func (d *Document) markInline(at *node, tbl *unstable.Node, i int) {
 	it := tbl.Children()
 	for it.Next() {
 		kv := it.Node()
@@ -312,21 +322,34 @@ func (d *Document) markInline(path []string, tbl *unstable.Node, i int) {
 			continue
 		}
 		keys, _, _ := keyParts(kv.Key())
-		full := append(append([]string(nil), path...), keys...)
-		d.mark(full, Inline, i)
+		nd := d.mark(at, keys, 0, Inline, i)
 		if kv.Value().Kind == unstable.InlineTable {
-			d.markInline(full, kv.Value(), i)
+			d.markInline(nd, kv.Value(), i)
 		}
 	}
 }
 
-func (d *Document) underArray(path []string) bool {
-	for n := 1; n < len(path); n++ {
-		if nd := d.index[pathKey(path[:n])]; nd != nil && nd.kind == InArray {
-			return true
+// find returns the node at path, and whether a proper ancestor of it is an
+// array of tables.
+func (d *Document) find(path []string) (nd *node, inArray bool) {
+	nd = d.root
+	for n, part := range path {
+		if n > 0 && nd.kind == InArray {
+			inArray = true
+		}
+		if nd = nd.children[part]; nd == nil {
+			return nil, inArray
 		}
 	}
-	return false
+	return nd, inArray
+}
+
+func (d *Document) underArray(path []string) bool {
+	if len(path) < 2 {
+		return false
+	}
+	nd, in := d.find(path[:len(path)-1])
+	return in || nd != nil && nd.kind == InArray
 }
 
 // Bytes returns the document's source. The caller must not modify it.
@@ -342,11 +365,11 @@ func (d *Document) Newline() string { return d.newline }
 
 // Lookup reports how path is defined.
 func (d *Document) Lookup(path ...string) Def {
-	nd := d.index[pathKey(path)]
-	if nd == nil {
+	nd, inArray := d.find(path)
+	if nd == nil || len(path) == 0 {
 		return Def{Kind: Absent, Stmt: -1}
 	}
-	if d.underArray(path) {
+	if inArray {
 		return Def{Kind: InArray, Stmt: nd.stmt, Stmts: nd.stmts}
 	}
 	return Def{Kind: nd.kind, Stmt: nd.stmt, Stmts: nd.stmts}

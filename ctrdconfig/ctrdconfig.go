@@ -216,8 +216,8 @@ type Result struct {
 	Repaired []string
 	// Conflicts are wanted runtimes defined outside managed blocks.
 	Conflicts []Conflict
-	// Kept names containerd's default runtimes written out with them
-	// (see Options.Keep).
+	// Kept names containerd's default runtime when it was written out with
+	// them (see Options.DefaultRuntime).
 	Kept []string
 	// Created is true when the input was empty and a new file was made.
 	Created bool
@@ -240,17 +240,19 @@ type Options struct {
 	// NewFileVersion is the version written when src is empty (a missing
 	// file): `version = N` comes first. 0 leaves an empty src as version 1.
 	NewFileVersion int
-	// Keep are runtimes containerd has by default (its default runtime) that
-	// must be written out whenever the file gets managed runtimes and
-	// doesn't define them itself: containerd 1.x replaces its built-in
-	// runtimes table with the file's, so a file that names only kata loses
-	// runc, and with it the CRI plugin. They are managed blocks too, so a
-	// revert removes them.
-	Keep []Runtime
+	// DefaultRuntime, if set, returns containerd's default runtime for
+	// src. Whenever the file gets managed runtimes and doesn't define the
+	// default runtime itself, it is written out as a managed block too:
+	// containerd 1.x replaces its built-in runtimes table with the file's,
+	// so a file that names only kata loses runc, and with it the CRI
+	// plugin. A revert removes it with the rest. It is called only after
+	// src parsed, and only if there are runtimes to manage.
+	DefaultRuntime func() (*Runtime, error)
 }
 
 // Patch returns src with exactly one managed block per runtime in want (and
-// per needed runtime in opts.Keep) and no other managed blocks.
+// for containerd's default runtime, see Options.DefaultRuntime) and no
+// other managed blocks.
 func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 	created := len(src) == 0 && opts.NewFileVersion > 0
 	if created {
@@ -293,13 +295,15 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 		}
 		wanted[r.Name] = true
 	}
-	if len(want) > 0 {
-		for _, k := range opts.Keep {
-			if !wanted[k.Name] && unmanagedDef(doc, append(slices.Clone(parent), k.Name), inBlock) == 0 {
-				want = append(want, k)
-				wanted[k.Name] = true
-				res.Kept = append(res.Kept, k.Name)
-			}
+	if len(want) > 0 && opts.DefaultRuntime != nil {
+		k, err := opts.DefaultRuntime()
+		if err != nil {
+			return nil, err
+		}
+		if k != nil && !wanted[k.Name] && unmanagedDef(doc, append(slices.Clone(parent), k.Name), inBlock) == 0 {
+			want = append(want, *k)
+			wanted[k.Name] = true
+			res.Kept = append(res.Kept, k.Name)
 		}
 	}
 

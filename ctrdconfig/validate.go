@@ -71,7 +71,8 @@ func (v *Validator) Dump(ctx context.Context, target string, candidate []byte) (
 	}
 	stdout, stderr, err := v.run(ctx, "--config", f.Name(), "config", "dump")
 	if err != nil {
-		return nil, &ValidationError{Msg: fmt.Sprintf("containerd rejected the candidate config (%v)", err), Stderr: cleanStderr(stderr)}
+		msg := strings.ReplaceAll(cleanStderr(stderr), f.Name(), target+" (candidate)")
+		return nil, &ValidationError{Msg: fmt.Sprintf("containerd rejected the candidate config (%v)", err), Stderr: msg}
 	}
 	return stdout, nil
 }

@@ -59,7 +59,7 @@ func TestRealContainerdAcceptsPatchedConfigs(t *testing.T) {
 				if err != nil || def == nil {
 					t.Fatalf("default runtime: %v, %v", def, err)
 				}
-				res, err := Patch(src, testRuntimes(), Options{Keep: []Runtime{*def}})
+				res, err := Patch(src, testRuntimes(), Options{DefaultRuntime: func() (*Runtime, error) { return def, nil }})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -122,10 +122,10 @@ func TestRealDefaultVersion(t *testing.T) {
 	}
 }
 
-// TestRealContainerd1LosesDefaultRuntimeWithoutKeep shows why Options.Keep
+// TestRealContainerd1LosesDefaultRuntimeWithoutKeep shows why Options.DefaultRuntime
 // exists: containerd 1.6 replaces its built-in runtimes with the file's, so a
 // file that names only kata has no runc, and the CRI plugin would not load.
-// With Keep, runc is written out and survives.
+// With it, runc is written out and survives.
 func TestRealContainerd1LosesDefaultRuntimeWithoutKeep(t *testing.T) {
 	t.Parallel()
 	v := &Validator{Binary: containerdBin(t, 1)}
@@ -146,7 +146,7 @@ func TestRealContainerd1LosesDefaultRuntimeWithoutKeep(t *testing.T) {
 	if err != nil || def == nil || def.Name != "runc" || def.Fields["runtime_type"] != "io.containerd.runc.v2" {
 		t.Fatalf("DefaultRuntime = %+v, %v", def, err)
 	}
-	kept, err := Patch(src, testRuntimes()[:1], Options{Keep: []Runtime{*def}})
+	kept, err := Patch(src, testRuntimes()[:1], Options{DefaultRuntime: func() (*Runtime, error) { return def, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestRealContainerd1LosesDefaultRuntimeWithoutKeep(t *testing.T) {
 	if err := v.Validate(context.Background(), target, kept.Out, append(testRuntimes()[:1], *def)); err != nil {
 		t.Fatal(err)
 	}
-	back, err := Patch(kept.Out, nil, Options{Keep: []Runtime{*def}})
+	back, err := Patch(kept.Out, nil, Options{DefaultRuntime: func() (*Runtime, error) { return def, nil }})
 	if err != nil || string(back.Out) != string(src) {
 		t.Fatalf("revert: %v\n%s", err, back.Out)
 	}

@@ -36,8 +36,9 @@ type Applier struct {
 	// Now is the clock for backup names; nil means time.Now.
 	Now func() time.Time
 
-	keepFor [sha256.Size]byte
-	keep    *[]ctrdconfig.Runtime
+	defaultFor [sha256.Size]byte
+	defaultRT  *ctrdconfig.Runtime
+	defaultOK  bool
 }
 
 // Plan is a candidate config and how it was made.
@@ -96,13 +97,14 @@ func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
 			want = append(want, ctrdconfig.Runtime{Name: h.Name, Fields: h.Fields(), Options: h.Options})
 		}
 	}
-	var keep []ctrdconfig.Runtime
-	if len(want) > 0 {
-		if keep, err = a.defaultRuntime(ctx, p.Original); err != nil {
-			return nil, err
-		}
-	}
-	res, err := ctrdconfig.Patch(p.Original, want, ctrdconfig.Options{NewFileVersion: newVersion, Keep: keep})
+	var def *ctrdconfig.Runtime
+	res, err := ctrdconfig.Patch(p.Original, want, ctrdconfig.Options{
+		NewFileVersion: newVersion,
+		DefaultRuntime: func() (*ctrdconfig.Runtime, error) {
+			def, err = a.defaultRuntime(ctx, p.Original)
+			return def, err
+		},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)
 	}
@@ -117,10 +119,8 @@ func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
 			p.Offered = append(p.Offered, r)
 		}
 	}
-	for _, k := range keep {
-		if slices.Contains(res.Kept, k.Name) {
-			p.Offered = append(p.Offered, k)
-		}
+	if def != nil && slices.Contains(res.Kept, def.Name) {
+		p.Offered = append(p.Offered, *def)
 	}
 	if res.Changed {
 		if err := a.Validator.Validate(ctx, a.Cfg.ContainerdConfig, res.Out, p.Offered); err != nil {
@@ -131,12 +131,12 @@ func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
 }
 
 // defaultRuntime asks containerd which runtime is its default for the
-// current config (see ctrdconfig.Options.Keep). The answer is cached by the
-// config's bytes, since the daemon asks on every reconcile.
-func (a *Applier) defaultRuntime(ctx context.Context, current []byte) ([]ctrdconfig.Runtime, error) {
+// current config (see ctrdconfig.Options.DefaultRuntime). The answer is
+// cached by the config's bytes, since the daemon asks on every reconcile.
+func (a *Applier) defaultRuntime(ctx context.Context, current []byte) (*ctrdconfig.Runtime, error) {
 	sum := sha256.Sum256(current)
-	if a.keepFor == sum && a.keep != nil {
-		return *a.keep, nil
+	if a.defaultFor == sum && a.defaultOK {
+		return a.defaultRT, nil
 	}
 	dump, err := a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, current)
 	if err != nil {
@@ -146,12 +146,8 @@ func (a *Applier) defaultRuntime(ctx context.Context, current []byte) ([]ctrdcon
 	if err != nil {
 		return nil, err
 	}
-	var keep []ctrdconfig.Runtime
-	if r != nil {
-		keep = []ctrdconfig.Runtime{*r}
-	}
-	a.keepFor, a.keep = sum, &keep
-	return keep, nil
+	a.defaultFor, a.defaultRT, a.defaultOK = sum, r, true
+	return r, nil
 }
 
 // Commit backs up the current config and atomically writes the plan's

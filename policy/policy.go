@@ -272,7 +272,9 @@ func loadFile(path string, opts Options) ([]Handler, error) {
 // so that nothing can be swapped in between, and reads at most MaxFileSize
 // bytes.
 func readSafe(path string, opts Options) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO named *.toml must not hang the reader; the check
+	// below refuses it. Regular files ignore the flag.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +326,11 @@ func parse(name string, src []byte, opts Options) ([]Handler, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var errs []error
+	type located struct {
+		pos position
+		err error
+	}
+	var errs []located
 	var out []Handler
 	for _, n := range names {
 		s := spec.Handlers[n]
@@ -333,7 +339,9 @@ func parse(name string, src []byte, opts Options) ([]Handler, error) {
 		}
 		h, herrs := resolve(n, s, opts)
 		for _, e := range herrs {
-			errs = append(errs, fmt.Errorf("%s: handlers.%s%s: %s", at(append([]string{"handlers", n}, e.key...)...), n, dotted(e.key), e.msg))
+			key := append([]string{"handlers", n}, e.key...)
+			p, _ := pos.find(key)
+			errs = append(errs, located{p, fmt.Errorf("%s: handlers.%s%s: %s", at(key...), n, dotted(e.key), e.msg)})
 		}
 		if len(herrs) == 0 {
 			h.Source = name
@@ -341,7 +349,15 @@ func parse(name string, src []byte, opts Options) ([]Handler, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		sort.SliceStable(errs, func(i, j int) bool {
+			a, b := errs[i].pos, errs[j].pos
+			return a.line < b.line || a.line == b.line && a.col < b.col
+		})
+		all := make([]error, len(errs))
+		for i, e := range errs {
+			all[i] = e.err
+		}
+		return nil, errors.Join(all...)
 	}
 	return out, nil
 }

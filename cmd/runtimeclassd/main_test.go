@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// containerdBin returns a real containerd binary: CONTAINERD1_BIN (default
+// Debian's /usr/bin/containerd) or CONTAINERD2_BIN. A missing one skips,
+// or fails when RUNTIMECLASSD_REQUIRE_REAL is set (as in CI).
+func containerdBin(t *testing.T, major int) string {
+	t.Helper()
+	env, bin := "CONTAINERD1_BIN", "/usr/bin/containerd"
+	if major == 2 {
+		env, bin = "CONTAINERD2_BIN", ""
+	}
+	if v := os.Getenv(env); v != "" {
+		bin = v
+	}
+	if bin != "" {
+		if _, err := exec.LookPath(bin); err == nil {
+			return bin
+		}
+	}
+	if os.Getenv("RUNTIMECLASSD_REQUIRE_REAL") != "" {
+		t.Fatalf("containerd %d.x not found (set %s)", major, env)
+	}
+	t.Skipf("containerd %d.x not found (set %s)", major, env)
+	return ""
+}
+
+// node is a throwaway layout: a containerd config, a policy dir and a state
+// dir, all under one temp dir.
+type node struct {
+	t                          *testing.T
+	dir, config, policy, state string
+	bin                        string
+	stdout, stderr             bytes.Buffer
+}
+
+func newNode(t *testing.T, major int, config []byte) *node {
+	t.Helper()
+	dir := t.TempDir()
+	n := &node{t: t, dir: dir, config: filepath.Join(dir, "etc/containerd/config.toml"),
+		policy: filepath.Join(dir, "policy.d"), state: filepath.Join(dir, "state"), bin: containerdBin(t, major)}
+	for _, d := range []string{filepath.Dir(n.config), n.policy} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if config != nil {
+		if err := os.WriteFile(n.config, config, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+func (n *node) policyFile(name, body string) {
+	n.t.Helper()
+	if err := os.WriteFile(filepath.Join(n.policy, name), []byte(body), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *node) run(args ...string) int {
+	n.stdout.Reset()
+	n.stderr.Reset()
+	all := append([]string{"--config", filepath.Join(n.dir, "none.toml"), "--containerd-config", n.config,
+		"--policy-dir", n.policy, "--state-dir", n.state, "--containerd-bin", n.bin}, args...)
+	return Main(context.Background(), all, &n.stdout, &n.stderr)
+}
+
+func (n *node) read() []byte {
+	n.t.Helper()
+	b, err := os.ReadFile(n.config)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return b
+}
+
+func readCorpus(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../../ctrdconfig/testdata/configs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+const kataPolicy = "[handlers.kata]\npreset = \"kata\"\n[handlers.kata.options]\nConfigPath = \"/opt/kata/share/defaults/kata-containers/configuration.toml\"\n"
+
+func TestApplyTwiceThenRevert(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		major int
+		file  string
+	}{{1, "v2-default-1.6.toml"}, {1, "v2-handwritten.toml"}, {1, "v1-legacy.toml"}, {1, "v2-crlf-tabs.toml"},
+		{2, "v4-default-2.4.toml"}, {2, "v3-quoted.toml"}, {2, "v2-dotted.toml"}, {2, "v4-imports-dropin.toml"}} {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			orig := readCorpus(t, tc.file)
+			n := newNode(t, tc.major, orig)
+			n.policyFile("10-kata.toml", kataPolicy)
+			n.policyFile("20-gvisor.toml", "[handlers.gvisor]\npreset = \"gvisor\"\n")
+			if code := n.run("apply"); code != 0 {
+				t.Fatalf("apply: exit %d\n%s", code, &n.stderr)
+			}
+			if !strings.Contains(n.stderr.String(), "containerd must be restarted") {
+				t.Errorf("apply without --no-restart must say a restart is needed:\n%s", &n.stderr)
+			}
+			applied := n.read()
+			if !bytes.Contains(applied, []byte("handler=kata")) || !bytes.Contains(applied, []byte("handler=gvisor")) {
+				t.Fatalf("handlers missing:\n%s", applied)
+			}
+			fi1, _ := os.Stat(n.config)
+			if code := n.run("apply", "--no-restart"); code != 0 || !strings.Contains(n.stderr.String(), "up to date") {
+				t.Fatalf("second apply: exit %d\n%s", code, &n.stderr)
+			}
+			fi2, _ := os.Stat(n.config)
+			if !os.SameFile(fi1, fi2) || !bytes.Equal(n.read(), applied) {
+				t.Fatal("second apply rewrote the file")
+			}
+			if code := n.run("revert", "--no-restart"); code != 0 {
+				t.Fatalf("revert: exit %d\n%s", code, &n.stderr)
+			}
+			if !bytes.Equal(n.read(), orig) {
+				t.Fatalf("revert did not restore the original bytes:\n%s", n.read())
+			}
+			backups, _ := filepath.Glob(filepath.Join(n.state, "backups", "config.toml.*"))
+			if len(backups) != 2 {
+				t.Fatalf("backups = %v, want 2", backups)
+			}
+		})
+	}
+}
+
+// TestBadInputLeavesConfigUntouched: each bad input fails with exit status
+// 1 and a message naming where the problem is, and config.toml keeps every
+// byte, its inode and its mode; no backup or temp file is left behind.
+func TestBadInputLeavesConfigUntouched(t *testing.T) {
+	t.Parallel()
+	handwritten := readCorpus(t, "v2-handwritten.toml")
+	tests := []struct {
+		name   string
+		config []byte
+		policy map[string]string
+		bin    string
+		want   []string
+	}{
+		{"policy syntax", handwritten, map[string]string{"a.toml": "[handlers.kata\n"}, "", []string{"a.toml:1:"}},
+		{"policy unknown key", handwritten, map[string]string{"a.toml": "[handlers.kata]\npreset = \"kata\"\nevil = 1\n"}, "", []string{"a.toml:3:1", "unknown key handlers.kata.evil"}},
+		{"policy wildcard", handwritten, map[string]string{"a.toml": "[handlers.kata]\npreset = \"kata\"\npod_annotations = [\"*\"]\n"}, "", []string{"a.toml:3:1", "wildcard"}},
+		{"policy path escape", handwritten, map[string]string{"a.toml": "[handlers.x]\nruntime_type = \"io.containerd.runc.v2\"\noptions.BinaryName = \"/tmp/../usr/bin/runc\"\n"}, "", []string{"a.toml:3:", "must be clean"}},
+		{"policy conflict", handwritten, map[string]string{"a.toml": kataPolicy, "b.toml": "[handlers.kata]\npreset = \"kata-clh\"\n"}, "", []string{"a.toml", "b.toml"}},
+		{"config syntax", []byte("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"\n"), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml", "line 2"}},
+		{"config inline runtimes", readCorpus(t, "v2-inline.toml"), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml", "line 5", "inline table"}},
+		{"config damaged block", append(append([]byte(nil), handwritten...), "# runtimeclassd:begin handler=kata hash=0\n[x]\n"...), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml", "line 28", "no end marker"}},
+		{"config bad version", []byte("version = 9\n"), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml", "unsupported config version 9"}},
+		{"containerd rejects", []byte("version = 2\noom_score = \"high\"\n"), map[string]string{"a.toml": kataPolicy}, "", []string{"containerd"}},
+		{"no containerd binary", handwritten, map[string]string{"a.toml": kataPolicy}, "/nonexistent/containerd", []string{"/nonexistent/containerd"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			n := newNode(t, 1, tt.config)
+			if err := os.Chmod(n.config, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.Stat(n.config)
+			for name, body := range tt.policy {
+				n.policyFile(name, body)
+			}
+			if tt.bin != "" {
+				n.bin = tt.bin
+			}
+			for _, args := range [][]string{{"apply"}, {"apply", "--dry-run"}, {"apply", "--diff", "--no-restart"}} {
+				code := n.run(args...)
+				if code != 1 {
+					t.Fatalf("%v: exit %d, want 1\n%s", args, code, &n.stderr)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(n.stderr.String(), w) {
+						t.Errorf("%v: stderr does not mention %q:\n%s", args, w, &n.stderr)
+					}
+				}
+				if n.stdout.Len() != 0 {
+					t.Errorf("%v: printed to stdout on failure:\n%s", args, &n.stdout)
+				}
+			}
+			after, _ := os.Stat(n.config)
+			if !bytes.Equal(n.read(), tt.config) || !os.SameFile(before, after) || after.Mode() != before.Mode() {
+				t.Fatal("config.toml was changed")
+			}
+			if b, _ := filepath.Glob(filepath.Join(n.state, "backups", "*")); len(b) != 0 {
+				t.Errorf("backups written: %v", b)
+			}
+			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(n.config), ".*")); len(left) != 0 {
+				t.Errorf("temp files left: %v", left)
+			}
+		})
+	}
+}
+
+func TestDryRunAndDiff(t *testing.T) {
+	t.Parallel()
+	orig := readCorpus(t, "v2-handwritten.toml")
+	n := newNode(t, 1, orig)
+	n.policyFile("a.toml", kataPolicy)
+	if code := n.run("apply", "--dry-run"); code != 0 {
+		t.Fatalf("exit %d: %s", code, &n.stderr)
+	}
+	if !bytes.Contains(n.stdout.Bytes(), []byte("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata]")) ||
+		!bytes.HasPrefix(n.stdout.Bytes(), orig[:200]) {
+		t.Fatalf("dry run did not print the whole would-be config:\n%s", &n.stdout)
+	}
+	wouldBe := append([]byte(nil), n.stdout.Bytes()...)
+	if !bytes.Equal(n.read(), orig) {
+		t.Fatal("dry run wrote the config")
+	}
+	if code := n.run("apply", "--dry-run", "--diff"); code != 0 {
+		t.Fatalf("exit %d: %s", code, &n.stderr)
+	}
+	diff := n.stdout.String()
+	if !strings.HasPrefix(diff, "--- a"+n.config+"\n+++ b"+n.config+"\n@@ ") || !strings.Contains(diff, "\n+    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata]\n") {
+		t.Fatalf("diff:\n%s", diff)
+	}
+	if patch, err := exec.LookPath("patch"); err == nil {
+		cp := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(cp, orig, 0o644)
+		cmd := exec.Command(patch, "-s", cp)
+		cmd.Stdin = strings.NewReader(diff)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("patch: %v %s", err, out)
+		}
+		if got, _ := os.ReadFile(cp); !bytes.Equal(got, wouldBe) {
+			t.Fatal("the diff does not turn the config into the dry run's output")
+		}
+	}
+	if !bytes.Equal(n.read(), orig) {
+		t.Fatal("dry run with diff wrote the config")
+	}
+	if code := n.run("apply", "--diff", "--no-restart"); code != 0 || n.stdout.String() != diff {
+		t.Fatalf("apply --diff: exit %d, diff differs from the dry run's", code)
+	}
+	if !bytes.Equal(n.read(), wouldBe) {
+		t.Fatal("apply wrote something else than the dry run showed")
+	}
+}
+
+func TestMissingConfigIsCreatedWithContainerdsVersion(t *testing.T) {
+	t.Parallel()
+	for major, version := range map[int]string{1: "version = 2\n", 2: "version = 4\n"} {
+		n := newNode(t, major, nil)
+		n.policyFile("a.toml", kataPolicy)
+		if code := n.run("apply", "--no-restart"); code != 0 {
+			t.Fatalf("containerd %d: exit %d\n%s", major, code, &n.stderr)
+		}
+		got := n.read()
+		if !bytes.HasPrefix(got, []byte(version)) || !bytes.Contains(got, []byte("handler=kata")) || !bytes.Contains(got, []byte("handler=runc")) {
+			t.Fatalf("containerd %d: new config:\n%s", major, got)
+		}
+		fi, _ := os.Stat(n.config)
+		if fi.Mode().Perm() != 0o644 {
+			t.Errorf("new config mode %v", fi.Mode())
+		}
+	}
+}
+
+func TestWriteKeepsModeOwnerAndSymlink(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	n := newNode(t, 1, readCorpus(t, "v2-handwritten.toml"))
+	real := filepath.Join(n.dir, "managed", "containerd.toml")
+	os.MkdirAll(filepath.Dir(real), 0o755)
+	if err := os.Rename(n.config, real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, n.config); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(real, 0o600)
+	os.Chown(real, 1234, 5678)
+	n.policyFile("a.toml", kataPolicy)
+	if code := n.run("apply", "--no-restart"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, &n.stderr)
+	}
+	li, _ := os.Lstat(n.config)
+	fi, _ := os.Stat(real)
+	st := fi.Sys().(*syscall.Stat_t)
+	if li.Mode()&os.ModeSymlink == 0 || fi.Mode().Perm() != 0o600 || st.Uid != 1234 || st.Gid != 5678 {
+		t.Fatalf("symlink %v, mode %v, owner %d:%d", li.Mode(), fi.Mode(), st.Uid, st.Gid)
+	}
+	if b, _ := os.ReadFile(real); !bytes.Contains(b, []byte("handler=kata")) {
+		t.Fatal("the symlink's target was not updated")
+	}
+}
+
+func TestBackupsAreRotated(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, 1, readCorpus(t, "v2-handwritten.toml"))
+	for i := 0; i < 13; i++ {
+		n.policyFile("a.toml", "[handlers.kata]\npreset = \"kata\"\npod_annotations = [\"io.katacontainers.config.n"+string(rune('a'+i))+"\"]\n")
+		if code := n.run("apply", "--no-restart"); code != 0 {
+			t.Fatalf("exit %d\n%s", code, &n.stderr)
+		}
+	}
+	backups, _ := filepath.Glob(filepath.Join(n.state, "backups", "config.toml.*"))
+	if len(backups) != 10 {
+		t.Fatalf("%d backups kept, want 10", len(backups))
+	}
+	// The newest backup is the config before the last apply.
+	last, _ := os.ReadFile(backups[len(backups)-1])
+	if !bytes.Contains(last, []byte("config.nl")) {
+		t.Fatalf("newest backup is not the previous config:\n%s", last)
+	}
+}
+
+func TestUnmanagedHandlerIsReported(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, 1, readCorpus(t, "v2-unmanaged-kata.toml"))
+	n.policyFile("a.toml", kataPolicy)
+	n.policyFile("b.toml", "[handlers.crun]\npreset = \"crun\"\n")
+	if code := n.run("apply", "--no-restart"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, &n.stderr)
+	}
+	if !strings.Contains(n.stderr.String(), `handler "kata" is already defined at line 10 and not managed by runtimeclassd`) {
+		t.Fatalf("stderr:\n%s", &n.stderr)
+	}
+	if got := n.read(); !bytes.Contains(got, []byte("handler=crun")) || bytes.Contains(got, []byte("handler=kata")) {
+		t.Fatalf("config:\n%s", got)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{}, {"frobnicate"}, {"apply", "--bogus"}, {"apply", "extra"}, {"validate"}, {"--log-level", "loud", "version"}} {
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), args, &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", args, code, &errb)
+		}
+	}
+	var out bytes.Buffer
+	if code := Main(context.Background(), []string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "runtimeclassd ") {
+		t.Errorf("version: %d %s", code, &out)
+	}
+}
+
+func TestConfigFileAndFlagsPrecedence(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, 1, readCorpus(t, "v2-handwritten.toml"))
+	n.policyFile("a.toml", kataPolicy)
+	cfgFile := filepath.Join(n.dir, "runtimeclassd.toml")
+	os.WriteFile(cfgFile, []byte("containerd_config = \""+n.config+"\"\npolicy_dir = \"/nonexistent\"\nstate_dir = \""+n.state+"\"\ncontainerd_bin = \""+n.bin+"\"\n"), 0o644)
+	var out, errb bytes.Buffer
+	// The file's policy_dir is wrong; the flag after the command wins.
+	code := Main(context.Background(), []string{"--config", cfgFile, "apply", "--no-restart", "--policy-dir", n.policy}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, &errb)
+	}
+	errb.Reset()
+	os.WriteFile(cfgFile, []byte("policy_dirr = \"x\"\n"), 0o644)
+	if code := Main(context.Background(), []string{"--config", cfgFile, "apply"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "runtimeclassd.toml:1:1: unknown key policy_dirr") {
+		t.Fatalf("exit %d\n%s", code, &errb)
+	}
+}

@@ -1,0 +1,283 @@
+package policy
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// writePolicy writes files into a fresh policy dir and returns it.
+func writePolicy(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "policy.d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestLoadExamples(t *testing.T) {
+	t.Parallel()
+	p, err := Load("../examples/policy.d", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, h := range p.Handlers {
+		names = append(names, h.Name)
+	}
+	if strings.Join(names, ",") != "crun,gvisor,kata" {
+		t.Fatalf("handlers = %v", names)
+	}
+	kata := p.Handlers[2]
+	if kata.RuntimeType != "io.containerd.kata.v2" || kata.PrivilegedWithoutHostDevices == nil || !*kata.PrivilegedWithoutHostDevices ||
+		!reflect.DeepEqual(kata.Requires, []string{"kvm", "vhost-vsock", "kata-config"}) || !strings.HasSuffix(kata.Source, "10-kata.toml") {
+		t.Fatalf("kata = %+v", kata)
+	}
+	crun := p.Handlers[0]
+	if crun.Options["BinaryName"] != "/usr/bin/crun" || crun.Options["SystemdCgroup"] != true {
+		t.Fatalf("crun options = %v (preset and policy options must merge)", crun.Options)
+	}
+}
+
+func TestPresetFieldsAreOverridable(t *testing.T) {
+	t.Parallel()
+	hs, err := Parse("p.toml", []byte(`
+[handlers.kata-fast]
+preset = "kata"
+runtime_type = "io.containerd.kata-fast.v2"
+privileged_without_host_devices = false
+requires = ["kvm"]
+[handlers.kata-fast.options]
+ConfigPath = "/opt/kata/share/defaults/kata-containers/configuration-fast.toml"
+`), Options{SkipOwnership: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hs[0]
+	if h.RuntimeType != "io.containerd.kata-fast.v2" || *h.PrivilegedWithoutHostDevices || len(h.Requires) != 1 || h.Preset != "kata" {
+		t.Fatalf("%+v", h)
+	}
+	f := h.Fields()
+	if f["privileged_without_host_devices"] != false || f["runtime_type"] != "io.containerd.kata-fast.v2" {
+		t.Fatalf("fields %v", f)
+	}
+	if got := h.Paths(); len(got) != 1 || got[0].Key != "options.ConfigPath" {
+		t.Fatalf("paths %v", got)
+	}
+}
+
+// TestBadPolicies: every bad policy is refused, and the message names the
+// file and, where the problem is in the file, its line and column.
+func TestBadPolicies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		body string
+		want []string
+	}{
+		{"syntax error", "[handlers.kata\n", []string{"bad.toml:1:"}},
+		{"unknown top-level key", "[handlerz.kata]\nruntime_type = \"io.containerd.kata.v2\"\n", []string{"bad.toml:1:", "unknown key handlerz"}},
+		{"unknown handler key", "[handlers.kata]\nruntime_type = \"io.containerd.kata.v2\"\nruntime_engine = \"/usr/bin/x\"\n", []string{"bad.toml:3:1", "unknown key handlers.kata.runtime_engine"}},
+		{"wrong type", "[handlers.kata]\nruntime_type = 2\n", []string{"bad.toml:2:", "runtime_type"}},
+		{"name not DNS-1123", "[handlers.Kata_1]\nruntime_type = \"io.containerd.kata.v2\"\n", []string{"bad.toml:1:11", "DNS-1123"}},
+		{"name too long", "[handlers." + strings.Repeat("a", 64) + "]\nruntime_type = \"io.containerd.kata.v2\"\n", []string{"bad.toml:1:", "DNS-1123"}},
+		{"missing runtime_type", "[handlers.kata]\nprivileged_without_host_devices = true\n", []string{"bad.toml:1:11", "runtime_type is required"}},
+		{"bad runtime_type", "[handlers.kata]\nruntime_type = \"kata\"\n", []string{"bad.toml:2:1", "io.containerd.NAME.vN"}},
+		{"runtime_type injection", "[handlers.kata]\nruntime_type = \"io.containerd.kata.v2\\\"\\nx = 1\"\n", []string{"bad.toml:2:1", "io.containerd.NAME.vN"}},
+		{"unknown preset", "[handlers.kata]\npreset = \"katta\"\n", []string{"bad.toml:2:1", `unknown preset "katta"`, "kata-clh"}},
+		{"relative path", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nruntime_path = \"bin/shim\"\n", []string{"bad.toml:3:1", "must be absolute"}},
+		{"dot-dot path", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nruntime_path = \"/usr/../tmp/shim\"\n", []string{"bad.toml:3:1", "must be clean"}},
+		{"path outside prefixes", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nbase_runtime_spec = \"/tmp/spec.json\"\n", []string{"bad.toml:3:1", "not under an allowed prefix"}},
+		{"prefix lookalike", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nruntime_path = \"/usrlocal/shim\"\n", []string{"not under an allowed prefix"}},
+		{"option path outside", "[handlers.x]\nruntime_type = \"io.containerd.runc.v2\"\n[handlers.x.options]\nBinaryName = \"/home/eve/runc\"\n", []string{"bad.toml:4:1", "handlers.x.options.BinaryName", "not under an allowed prefix"}},
+		{"option binary by name", "[handlers.x]\nruntime_type = \"io.containerd.runc.v2\"\noptions = { BinaryName = \"crun\" }\n", []string{"bad.toml:3:", "must be absolute"}},
+		{"wildcard annotation", "[handlers.kata]\npreset = \"kata\"\npod_annotations = [\"io.katacontainers.*\"]\n", []string{"bad.toml:3:1", "wildcard", "io.katacontainers.*"}},
+		{"bare star", "[handlers.kata]\npreset = \"kata\"\ncontainer_annotations = [\"*\"]\n", []string{"bad.toml:3:1", "wildcard"}},
+		{"bad annotation", "[handlers.kata]\npreset = \"kata\"\npod_annotations = [\"has space\"]\n", []string{"not a valid annotation key"}},
+		{"unknown requires", "[handlers.kata]\npreset = \"kata\"\nrequires = [\"kvm\", \"sgx\"]\n", []string{"bad.toml:3:1", `unknown check "sgx"`}},
+		{"requires path relative", "[handlers.kata]\npreset = \"kata\"\nrequires = [\"path:dev/kvm\"]\n", []string{"must be absolute"}},
+		{"date option", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\n[handlers.x.options]\nWhen = 1979-05-27\n", []string{"bad.toml:4:1", "not supported in options"}},
+		{"snapshotter injection", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nsnapshotter = \"a\\\"]\\n[x]\"\n", []string{"bad.toml:3:1", "not a plain name"}},
+		{"handlers not a table", "handlers = 1\n", []string{"bad.toml:1:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := writePolicy(t, map[string]string{"bad.toml": tt.body, "00-good.toml": "[handlers.good]\npreset = \"gvisor\"\n"})
+			p, err := Load(dir, Options{})
+			if err == nil {
+				t.Fatalf("accepted: %+v", p.Handlers)
+			}
+			for _, w := range tt.want {
+				w = strings.ReplaceAll(w, "bad.toml", filepath.Join(dir, "bad.toml"))
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestFileSafety(t *testing.T) {
+	t.Parallel()
+	good := "[handlers.kata]\npreset = \"kata\"\n"
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  string
+	}{
+		{"group-writable file", func(t *testing.T, dir string) { chmod(t, filepath.Join(dir, "p.toml"), 0o664) }, "group- or world-writable"},
+		{"world-writable file", func(t *testing.T, dir string) { chmod(t, filepath.Join(dir, "p.toml"), 0o646) }, "group- or world-writable"},
+		{"non-root file", func(t *testing.T, dir string) { chown(t, filepath.Join(dir, "p.toml"), 1000) }, "owned by uid 1000"},
+		{"world-writable dir", func(t *testing.T, dir string) { chmod(t, dir, 0o777) }, "group- or world-writable"},
+		{"non-root dir", func(t *testing.T, dir string) { chown(t, dir, 1000) }, "owned by uid 1000"},
+		{"symlink to unsafe target", func(t *testing.T, dir string) {
+			target := filepath.Join(t.TempDir(), "evil.toml")
+			if err := os.WriteFile(target, []byte(good), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			chmod(t, target, 0o666)
+			if err := os.Symlink(target, filepath.Join(dir, "link.toml")); err != nil {
+				t.Fatal(err)
+			}
+		}, "group- or world-writable"},
+		{"symlink to a directory", func(t *testing.T, dir string) {
+			if err := os.Symlink(t.TempDir(), filepath.Join(dir, "dir.toml")); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+		{"too large", func(t *testing.T, dir string) {
+			big := good + "# " + strings.Repeat("x", MaxFileSize) + "\n"
+			if err := os.WriteFile(filepath.Join(dir, "p.toml"), []byte(big), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "larger than 1048576 bytes"},
+		{"fifo", func(t *testing.T, dir string) {
+			if err := mkfifo(filepath.Join(dir, "fifo.toml")); err != nil {
+				t.Skip(err)
+			}
+		}, "not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := writePolicy(t, map[string]string{"p.toml": good})
+			tt.setup(t, dir)
+			_, err := Load(dir, Options{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSafeSymlinkIsFollowed(t *testing.T) {
+	t.Parallel()
+	// A Kubernetes ConfigMap volume: files are symlinks through ..data.
+	dir := writePolicy(t, nil)
+	ts := filepath.Join(dir, "..2026_11_28_10_00_00.000")
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts, "kata.toml"), []byte("[handlers.kata]\npreset = \"kata\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..data/kata.toml", filepath.Join(dir, "kata.toml")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(dir, Options{})
+	if err != nil || len(p.Handlers) != 1 || p.Handlers[0].Name != "kata" {
+		t.Fatalf("Load = %+v, %v", p, err)
+	}
+}
+
+func TestOnlyTomlFilesInOrder(t *testing.T) {
+	t.Parallel()
+	dir := writePolicy(t, map[string]string{
+		"20-b.toml":        "[handlers.b]\npreset = \"crun\"\n",
+		"10-a.toml":        "[handlers.a]\npreset = \"gvisor\"\n",
+		"README":           "not a policy",
+		"30-c.toml.dpkg-d": "[handlers.c]\nbroken",
+		".10-a.toml.swp":   "\x00\x01",
+		"40-d.TOML":        "ignored: case matters",
+	})
+	p, err := Load(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Files) != 2 || !strings.HasSuffix(p.Files[0], "10-a.toml") || !strings.HasSuffix(p.Files[1], "20-b.toml") {
+		t.Fatalf("files = %v", p.Files)
+	}
+}
+
+func TestCrossFileConflicts(t *testing.T) {
+	t.Parallel()
+	same := "[handlers.kata]\npreset = \"kata\"\n"
+	dir := writePolicy(t, map[string]string{"10-a.toml": same, "20-b.toml": same})
+	if p, err := Load(dir, Options{}); err != nil || len(p.Handlers) != 1 || !strings.HasSuffix(p.Handlers[0].Source, "10-a.toml") {
+		t.Fatalf("identical definitions: %+v, %v", p, err)
+	}
+	dir = writePolicy(t, map[string]string{"10-a.toml": same, "20-b.toml": "[handlers.kata]\npreset = \"kata-clh\"\n"})
+	_, err := Load(dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "10-a.toml") || !strings.Contains(err.Error(), "20-b.toml") {
+		t.Fatalf("err = %v, want both files named", err)
+	}
+}
+
+func TestMissingDir(t *testing.T) {
+	t.Parallel()
+	_, err := Load(filepath.Join(t.TempDir(), "nope"), Options{})
+	if !errors.Is(err, ErrNoDir) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAllowedPrefixesConfigurable(t *testing.T) {
+	t.Parallel()
+	body := []byte("[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nruntime_path = \"/srv/shims/x\"\n")
+	if _, err := Parse("p.toml", body, Options{}); err == nil {
+		t.Fatal("/srv accepted by default")
+	}
+	if _, err := Parse("p.toml", body, Options{AllowedPrefixes: []string{"/srv/shims/"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEveryPresetIsValid(t *testing.T) {
+	t.Parallel()
+	for _, name := range PresetNames() {
+		hs, err := Parse("p.toml", []byte("[handlers.h]\npreset = \""+name+"\"\n"), Options{})
+		if err != nil || len(hs) != 1 {
+			t.Errorf("preset %s: %v", name, err)
+		}
+	}
+}
+
+func chmod(t *testing.T, p string, m os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(p, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chown(t *testing.T, p string, uid int) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	if err := os.Lchown(p, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}

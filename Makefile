@@ -1,0 +1,45 @@
+# runtimeclassd. `make demo` shows it working; `make test` runs every test.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BIN       := bin/runtimeclassd
+CACHE     ?= /var/tmp/runtimeclassd-cache
+CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
+export CONTAINERD2_BIN
+
+.PHONY: all build test unit deps lint bench fuzz demo clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/runtimeclassd
+
+deps:
+	@scripts/deps.sh >/dev/null
+
+# Every test, against real containerd 1.6 and 2.4.2 binaries. Missing
+# binaries are a failure here, not a skip.
+test: deps unit
+
+unit:
+	RUNTIMECLASSD_REQUIRE_REAL=1 $(GO) test -race -count=1 ./...
+
+lint:
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null 2>&1 || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@latest >/dev/null 2>&1; then \
+		PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...; \
+	else echo "staticcheck could not be installed; ran go vet only"; fi
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+
+bench: build
+	scripts/bench.sh
+
+fuzz:
+	$(GO) test ./tomlpatch -run '^$$' -fuzz FuzzPlaceSubtable -fuzztime 60s -fuzzminimizetime 5s
+	$(GO) test ./ctrdconfig -run '^$$' -fuzz FuzzPatch -fuzztime 60s -fuzzminimizetime 5s
+
+demo: deps build
+	scripts/demo.sh
+
+clean:
+	rm -rf bin dist

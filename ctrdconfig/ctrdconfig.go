@@ -280,14 +280,13 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 		}
 		byName[b.Handler] = b
 	}
-	inBlock := func(i int) bool {
-		for _, b := range blocks {
-			if i >= b.first && i <= b.last {
-				return true
-			}
+	blockStmt := make([]bool, len(doc.Stmts()))
+	for _, b := range blocks {
+		for i := b.first; i <= b.last; i++ {
+			blockStmt[i] = true
 		}
-		return false
 	}
+	inBlock := func(i int) bool { return blockStmt[i] }
 	wanted := map[string]bool{}
 	for _, r := range want {
 		if wanted[r.Name] {
@@ -295,7 +294,14 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 		}
 		wanted[r.Name] = true
 	}
-	if len(want) > 0 && opts.DefaultRuntime != nil {
+	// containerd's default runtime is "runc" unless the file says otherwise;
+	// if the file defines it, there is nothing to keep and no need to ask.
+	defName, _ := doc.Get(append(slices.Clone(parent[:len(parent)-1]), "default_runtime_name")...).(string)
+	if defName == "" {
+		defName = "runc"
+	}
+	definesDefault := unmanagedDef(doc, append(slices.Clone(parent), defName), inBlock) > 0
+	if len(want) > 0 && opts.DefaultRuntime != nil && !wanted[defName] && !definesDefault {
 		k, err := opts.DefaultRuntime()
 		if err != nil {
 			return nil, err
@@ -378,12 +384,52 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 	res.Created = created
 	res.Changed = created || len(edits) > 0
 	res.edits = edits
-	if _, err := tomlpatch.Parse(out); err != nil {
-		// Never hand back a file that doesn't parse. This is a bug if it
-		// happens; say so rather than guessing.
-		return nil, fmt.Errorf("internal error: patched config does not parse (%w); the config was not changed", err)
+	if err := checkOutput(out, parent, want, res.Conflicts); err != nil {
+		// Never hand back a broken file. This is a bug if it happens; say
+		// so rather than guessing.
+		return nil, fmt.Errorf("internal error: %w; the config was not changed", err)
 	}
 	return res, nil
+}
+
+// checkOutput proves the edit did what it should, in linear time: the output
+// parses, its markers pair up, and every managed runtime is a table header
+// defined only inside its own block. Outside the blocks the bytes are the
+// input's, which go-toml fully checked, so this covers everything the edit
+// could have broken.
+func checkOutput(out []byte, parent []string, want []Runtime, conflicts []Conflict) error {
+	doc, err := tomlpatch.ParseSyntax(out)
+	if err != nil {
+		return fmt.Errorf("patched config does not parse (%w)", err)
+	}
+	blocks, err := Blocks(doc)
+	if err != nil {
+		return fmt.Errorf("patched config has bad markers (%w)", err)
+	}
+	spans := map[string]Block{}
+	for _, b := range blocks {
+		spans[b.Handler] = b
+	}
+	skip := map[string]bool{}
+	for _, c := range conflicts {
+		skip[c.Handler] = true
+	}
+	for _, r := range want {
+		if skip[r.Name] {
+			continue
+		}
+		b, ok := spans[r.Name]
+		def := doc.Lookup(append(slices.Clone(parent), r.Name)...)
+		if !ok || def.Kind != tomlpatch.Header {
+			return fmt.Errorf("runtime %q is not a table of its own in the patched config", r.Name)
+		}
+		for _, i := range def.Stmts {
+			if i < b.first || i > b.last {
+				return fmt.Errorf("runtime %q is also defined outside its block, at line %d", r.Name, doc.Stmts()[i].Line)
+			}
+		}
+	}
+	return nil
 }
 
 // unmanagedDef returns the line of the first statement outside managed

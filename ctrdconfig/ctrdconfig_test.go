@@ -26,7 +26,7 @@ func testRuntimes() []Runtime {
 	}
 }
 
-func readConfig(t *testing.T, name string) []byte {
+func readConfig(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "configs", name))
 	if err != nil {

@@ -51,6 +51,8 @@ type Plan struct {
 	Result   *ctrdconfig.Result
 	// Offered are the runtimes the candidate has managed blocks for.
 	Offered []ctrdconfig.Runtime
+
+	unvalidated bool
 }
 
 // Diff is a unified diff from the original to the candidate.
@@ -61,9 +63,21 @@ func (p *Plan) Diff(name string) string {
 // ErrConfigChanged means config.toml changed while a plan was made.
 var ErrConfigChanged = errors.New("config changed while the new one was prepared; try again")
 
-// Plan loads the policy (unless revert), patches the config and validates
+// PlanOptions say what to plan.
+type PlanOptions struct {
+	// Revert plans the removal of every managed block instead of applying
+	// the policy.
+	Revert bool
+	// NoValidate skips containerd's check of the candidate, and with it the
+	// default-runtime lookup. Such a plan is only for showing: Commit
+	// refuses it.
+	NoValidate bool
+}
+
+// Plan loads the policy (unless reverting), patches the config and validates
 // the result with containerd. It writes nothing.
-func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
+func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
+	revert := opts.Revert
 	p := &Plan{}
 	if !revert {
 		pol, err := policy.Load(a.Cfg.PolicyDir, policy.Options{AllowedPrefixes: a.Cfg.AllowedPathPrefixes})
@@ -82,6 +96,9 @@ func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
 	}
 	newVersion := 0
 	if !p.Exists && !revert {
+		if opts.NoValidate {
+			return nil, fmt.Errorf("%s does not exist, and without containerd its version can't be chosen", a.Cfg.ContainerdConfig)
+		}
 		if newVersion, err = a.Validator.DefaultVersion(ctx); err != nil {
 			return nil, fmt.Errorf("%s does not exist and its version can't be chosen: %w", a.Cfg.ContainerdConfig, err)
 		}
@@ -98,13 +115,14 @@ func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
 		}
 	}
 	var def *ctrdconfig.Runtime
-	res, err := ctrdconfig.Patch(p.Original, want, ctrdconfig.Options{
-		NewFileVersion: newVersion,
-		DefaultRuntime: func() (*ctrdconfig.Runtime, error) {
+	patchOpts := ctrdconfig.Options{NewFileVersion: newVersion}
+	if !opts.NoValidate {
+		patchOpts.DefaultRuntime = func() (*ctrdconfig.Runtime, error) {
 			def, err = a.defaultRuntime(ctx, p.Original)
 			return def, err
-		},
-	})
+		}
+	}
+	res, err := ctrdconfig.Patch(p.Original, want, patchOpts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)
 	}
@@ -122,7 +140,8 @@ func (a *Applier) Plan(ctx context.Context, revert bool) (*Plan, error) {
 	if def != nil && slices.Contains(res.Kept, def.Name) {
 		p.Offered = append(p.Offered, *def)
 	}
-	if res.Changed {
+	p.unvalidated = opts.NoValidate
+	if res.Changed && !opts.NoValidate {
 		if err := a.Validator.Validate(ctx, a.Cfg.ContainerdConfig, res.Out, p.Offered); err != nil {
 			return nil, fmt.Errorf("validating the new config: %w", err)
 		}
@@ -157,6 +176,9 @@ func (a *Applier) defaultRuntime(ctx context.Context, current []byte) (*ctrdconf
 func (a *Applier) Commit(p *Plan) (backup string, err error) {
 	if !p.Result.Changed {
 		return "", nil
+	}
+	if p.unvalidated {
+		return "", errors.New("refusing to write a config that containerd has not validated")
 	}
 	now, err := os.ReadFile(a.Cfg.ContainerdConfig)
 	if p.Exists && (err != nil || !bytes.Equal(now, p.Original)) || !p.Exists && err == nil {

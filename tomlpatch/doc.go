@@ -115,6 +115,7 @@ type Document struct {
 	stmts   []Stmt
 	newline string
 	root    *node
+	values  map[string]any
 }
 
 // node is a path in the document's tree of tables and keys.
@@ -138,10 +139,22 @@ func (e *ParseError) Error() string {
 // Parse parses src. It fails on anything that is not valid TOML, including
 // semantic errors such as a key defined twice, with the line and column.
 func Parse(src []byte) (*Document, error) {
-	if err := checkSemantics(src); err != nil {
+	values, err := checkSemantics(src)
+	if err != nil {
 		return nil, err
 	}
-	d := &Document{src: src, newline: detectNewline(src), root: &node{stmt: -1}}
+	return parse(src, values)
+}
+
+// ParseSyntax parses src like Parse but checks only its syntax, in linear
+// time, and Get returns nil. It is for bytes made from a document that Parse
+// accepted, whose semantics the caller checks itself.
+func ParseSyntax(src []byte) (*Document, error) {
+	return parse(src, nil)
+}
+
+func parse(src []byte, values map[string]any) (*Document, error) {
+	d := &Document{src: src, values: values, newline: detectNewline(src), root: &node{stmt: -1}}
 	var p unstable.Parser
 	p.KeepComments = true
 	p.Reset(src)
@@ -207,21 +220,28 @@ func Parse(src []byte) (*Document, error) {
 	return d, nil
 }
 
+// Check reports whether src is valid TOML, syntax and semantics, with the
+// line and column of the first problem. It is cheaper than Parse.
+func Check(src []byte) error {
+	_, err := checkSemantics(src)
+	return err
+}
+
 // checkSemantics runs go-toml's full decoder, which rejects what the
 // streaming parser lets through (duplicate keys, a table defined twice,
 // extending an inline table).
-func checkSemantics(src []byte) error {
+func checkSemantics(src []byte) (map[string]any, error) {
 	var v map[string]any
 	err := toml.Unmarshal(src, &v)
 	if err == nil {
-		return nil
+		return v, nil
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, col := de.Position()
-		return &ParseError{Line: row, Column: col, Msg: de.Error()}
+		return nil, &ParseError{Line: row, Column: col, Msg: de.Error()}
 	}
-	return err
+	return nil, err
 }
 
 func positioned(p *unstable.Parser, err error) error {
@@ -373,6 +393,20 @@ func (d *Document) Lookup(path ...string) Def {
 		return Def{Kind: InArray, Stmt: nd.stmt, Stmts: nd.stmts}
 	}
 	return Def{Kind: nd.kind, Stmt: nd.stmt, Stmts: nd.stmts}
+}
+
+// Get returns the decoded value at path (a string, int64, float64, bool,
+// time, []any or map[string]any), or nil.
+func (d *Document) Get(path ...string) any {
+	var cur any = d.values
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[p]
+	}
+	return cur
 }
 
 // Line returns the 1-based line number of byte offset off.

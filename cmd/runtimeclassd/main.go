@@ -213,11 +213,15 @@ func applyFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	dryRun := fs.Bool("dry-run", false, "print the would-be config.toml to stdout and change nothing")
 	diff := fs.Bool("diff", false, "print a unified diff of the change to stdout")
 	noRestart := fs.Bool("no-restart", false, "write the config but don't restart containerd")
+	noValidate := fs.Bool("no-validate", false, "with --dry-run: don't check the result with containerd (for machines without it)")
 	return func(ctx context.Context, e *env, args []string) error {
 		if err := noArgs(args); err != nil {
 			return err
 		}
-		return e.change(ctx, false, *dryRun, *diff, *noRestart)
+		if *noValidate && !*dryRun {
+			return fmt.Errorf("%w: --no-validate needs --dry-run: nothing unvalidated is ever written", errUsage)
+		}
+		return e.change(ctx, daemon.PlanOptions{NoValidate: *noValidate}, *dryRun, *diff, *noRestart)
 	}
 }
 
@@ -229,13 +233,13 @@ func revertFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		if err := noArgs(args); err != nil {
 			return err
 		}
-		return e.change(ctx, true, *dryRun, *diff, *noRestart)
+		return e.change(ctx, daemon.PlanOptions{Revert: true}, *dryRun, *diff, *noRestart)
 	}
 }
 
 // change runs apply or revert. The config or diff goes to stdout; what
 // happened goes to stderr.
-func (e *env) change(ctx context.Context, revert, dryRun, diff, noRestart bool) error {
+func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff, noRestart bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if !dryRun {
@@ -246,7 +250,7 @@ func (e *env) change(ctx context.Context, revert, dryRun, diff, noRestart bool) 
 		defer unlock()
 	}
 	a := e.applier()
-	plan, err := a.Plan(ctx, revert)
+	plan, err := a.Plan(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -262,7 +266,11 @@ func (e *env) change(ctx context.Context, revert, dryRun, diff, noRestart bool) 
 		if !diff {
 			e.stdout.Write(res.Out)
 		}
-		fmt.Fprintln(e.stderr, "dry run: nothing was written")
+		if opts.NoValidate {
+			fmt.Fprintln(e.stderr, "dry run, not validated by containerd: nothing was written")
+		} else {
+			fmt.Fprintln(e.stderr, "dry run: nothing was written")
+		}
 		return nil
 	}
 	if !res.Changed {

@@ -247,6 +247,11 @@ func TestDryRunAndDiff(t *testing.T) {
 	if !bytes.Equal(n.read(), orig) {
 		t.Fatal("dry run with diff wrote the config")
 	}
+	n.bin = "/nonexistent/containerd" // --no-validate must not need it
+	if code := n.run("apply", "--dry-run", "--diff", "--no-validate"); code != 0 || n.stdout.String() != diff {
+		t.Fatalf("--no-validate: exit %d, diff differs:\n%s", code, &n.stderr)
+	}
+	n.bin = containerdBin(t, 1)
 	if code := n.run("apply", "--diff", "--no-restart"); code != 0 || n.stdout.String() != diff {
 		t.Fatalf("apply --diff: exit %d, diff differs from the dry run's", code)
 	}
@@ -343,7 +348,7 @@ func TestUnmanagedHandlerIsReported(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{}, {"frobnicate"}, {"apply", "--bogus"}, {"apply", "extra"}, {"validate"}, {"--log-level", "loud", "version"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"apply", "--bogus"}, {"apply", "extra"}, {"apply", "--no-validate"}, {"validate"}, {"--log-level", "loud", "version"}} {
 		var out, errb bytes.Buffer
 		if code := Main(context.Background(), args, &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d, want 2\n%s", args, code, &errb)

@@ -19,6 +19,7 @@ import (
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
 	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
 	"github.com/runtimeclassd/runtimeclassd/policy"
+	"github.com/runtimeclassd/runtimeclassd/shimcheck"
 )
 
 // Validator checks a candidate config with containerd.
@@ -33,6 +34,9 @@ type Applier struct {
 	Cfg       Config
 	Log       *slog.Logger
 	Validator Validator
+	// Host decides which handlers the host can run; nil offers every
+	// handler.
+	Host HostChecker
 	// Now is the clock for backup names; nil means time.Now.
 	Now func() time.Time
 
@@ -51,8 +55,20 @@ type Plan struct {
 	Result   *ctrdconfig.Result
 	// Offered are the runtimes the candidate has managed blocks for.
 	Offered []ctrdconfig.Runtime
+	// Readiness is the host check of each policy handler; unready ones are
+	// withheld from the config.
+	Readiness []shimcheck.Result
 
 	unvalidated bool
+}
+
+// OfferedSet returns the names of the offered runtimes.
+func (p *Plan) OfferedSet() map[string]bool {
+	m := map[string]bool{}
+	for _, r := range p.Offered {
+		m[r.Name] = true
+	}
+	return m
 }
 
 // Diff is a unified diff from the original to the candidate.
@@ -109,8 +125,15 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	}
 	var want []ctrdconfig.Runtime
 	if p.Policy != nil {
+		if a.Host != nil {
+			p.Readiness = CheckHandlers(a.Host, p.Policy)
+		}
 		for i := range p.Policy.Handlers {
 			h := &p.Policy.Handlers[i]
+			if p.Readiness != nil && !p.Readiness[i].Ready {
+				a.Log.Info("handler withheld: the host can't run it", "handler", h.Name, "reason", p.Readiness[i].Reason())
+				continue
+			}
 			want = append(want, ctrdconfig.Runtime{Name: h.Name, Fields: h.Fields(), Options: h.Options})
 		}
 	}

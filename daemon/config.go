@@ -31,6 +31,9 @@ type Config struct {
 	AllowedPathPrefixes []string `toml:"allowed_path_prefixes"`
 	// Backups is how many backups of config.toml to keep.
 	Backups int `toml:"backups"`
+	// NFDFeatureFile is Node Feature Discovery's local feature file for
+	// this daemon; "" disables it.
+	NFDFeatureFile string `toml:"nfd_feature_file"`
 
 	// Service settings.
 	Debounce           Duration `toml:"debounce"`
@@ -72,6 +75,7 @@ func DefaultConfig() Config {
 		ContainerdAddress:  "/run/containerd/containerd.sock",
 		ContainerdUnit:     "containerd.service",
 		Backups:            10,
+		NFDFeatureFile:     "/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd",
 		Debounce:           Duration(500 * time.Millisecond),
 		ResyncInterval:     Duration(5 * time.Minute),
 		RestartMinInterval: Duration(60 * time.Second),
@@ -120,5 +124,6 @@ func (c *Config) Paths() map[string]*string {
 		"containerd-bin":     &c.ContainerdBin,
 		"containerd-address": &c.ContainerdAddress,
 		"containerd-unit":    &c.ContainerdUnit,
+		"nfd-feature-file":   &c.NFDFeatureFile,
 	}
 }

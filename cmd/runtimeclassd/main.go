@@ -59,7 +59,9 @@ type env struct {
 var commands = []command{
 	{"apply", "[--dry-run] [--diff] [--no-restart]", "merge the policy's handlers into containerd's config", applyFlags},
 	{"revert", "[--dry-run] [--no-restart]", "remove every block runtimeclassd manages from containerd's config", revertFlags},
+	{"check", "[--output text|json]", "host readiness of each handler (exit 0 only if all are ready)", checkFlags},
 	{"validate", "FILE...", "lint policy files", validateFlags},
+	{"runtimeclass", "", "print a RuntimeClass manifest for each handler", runtimeclassFlags},
 	{"version", "", "print the version", versionFlags},
 }
 
@@ -73,7 +75,7 @@ type globalFlags struct {
 func (g *globalFlags) register(fs *flag.FlagSet) {
 	d := daemon.DefaultConfig()
 	fs.StringVar(&g.configFile, "config", "/etc/runtimeclassd/config.toml", "daemon config `FILE` (missing means defaults)")
-	fs.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&g.cfg.ContainerdConfig, "containerd-config", d.ContainerdConfig, "containerd's config `FILE`")
 	fs.StringVar(&g.cfg.PolicyDir, "policy-dir", d.PolicyDir, "policy `DIR`")
 	fs.StringVar(&g.cfg.StateDir, "state-dir", d.StateDir, "state and backups `DIR`")
@@ -82,6 +84,7 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.cfg.ContainerdBin, "containerd-bin", d.ContainerdBin, "containerd `FILE`, used to validate configs")
 	fs.StringVar(&g.cfg.ContainerdAddress, "containerd-address", d.ContainerdAddress, "containerd's gRPC `SOCK`")
 	fs.StringVar(&g.cfg.ContainerdUnit, "containerd-unit", d.ContainerdUnit, "containerd's systemd `NAME`")
+	fs.StringVar(&g.cfg.NFDFeatureFile, "nfd-feature-file", d.NFDFeatureFile, "Node Feature Discovery feature `FILE` (\"\" disables)")
 }
 
 // merge loads the config file and lays the flags that were set on it.
@@ -206,6 +209,7 @@ func (e *env) applier() *daemon.Applier {
 		Cfg:       e.cfg,
 		Log:       e.log,
 		Validator: &ctrdconfig.Validator{Binary: e.cfg.ContainerdBin},
+		Host:      daemon.NewHost(e.cfg),
 	}
 }
 
@@ -258,6 +262,11 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 	for _, c := range res.Conflicts {
 		fmt.Fprintf(e.stderr, "warning: %s\n", c)
 	}
+	for _, r := range plan.Readiness {
+		if !r.Ready {
+			fmt.Fprintf(e.stderr, "withheld: %s is not ready: %s\n", r.Name, r.Reason())
+		}
+	}
 	summarize(e.stderr, res)
 	if diff {
 		fmt.Fprint(e.stdout, plan.Diff(e.cfg.ContainerdConfig))
@@ -275,10 +284,13 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 	}
 	if !res.Changed {
 		fmt.Fprintf(e.stderr, "%s is up to date; nothing written\n", e.cfg.ContainerdConfig)
-		return nil
+		return e.writeLabels(plan)
 	}
 	backup, err := a.Commit(plan)
 	if err != nil {
+		return err
+	}
+	if err := e.writeLabels(plan); err != nil {
 		return err
 	}
 	if backup != "" {
@@ -290,6 +302,24 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 		fmt.Fprintf(e.stderr, "not restarting containerd (--no-restart); the change takes effect at its next restart\n")
 	} else {
 		fmt.Fprintf(e.stderr, "containerd must be restarted for the change to take effect: systemctl restart %s\n", e.cfg.ContainerdUnit)
+	}
+	return nil
+}
+
+// writeLabels updates the Node Feature Discovery feature file.
+func (e *env) writeLabels(plan *daemon.Plan) error {
+	var names []string
+	if plan.Policy != nil {
+		for _, h := range plan.Policy.Handlers {
+			names = append(names, h.Name)
+		}
+	}
+	wrote, err := daemon.WriteIfChanged(e.cfg.NFDFeatureFile, daemon.NFDFeatures(names, plan.OfferedSet()), 0o644)
+	if err != nil {
+		return fmt.Errorf("writing node labels: %w", err)
+	}
+	if wrote {
+		fmt.Fprintf(e.stderr, "node labels updated in %s\n", e.cfg.NFDFeatureFile)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,15 +41,43 @@ func containerdBin(t *testing.T, major int) string {
 type node struct {
 	t                          *testing.T
 	dir, config, policy, state string
+	hostRoot, nfd              string
 	bin                        string
 	stdout, stderr             bytes.Buffer
+}
+
+// fakeShims are the files a fake host root gets, so that handlers of the
+// test policies pass their host checks.
+var fakeShims = []string{
+	"/usr/bin/containerd-shim-kata-v2", "/usr/bin/containerd-shim-runsc-v1", "/usr/bin/containerd-shim-runc-v2",
+	"/usr/bin/runsc", "/usr/bin/crun",
+}
+
+func makeFakeHost(t *testing.T, root string) {
+	t.Helper()
+	for _, d := range []string{"/usr/bin", "/opt/kata/share/defaults/kata-containers"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(root, 0o755)
+	for _, f := range fakeShims {
+		if err := os.WriteFile(filepath.Join(root, f), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "/opt/kata/share/defaults/kata-containers/configuration.toml"), []byte("[hypervisor.qemu]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newNode(t *testing.T, major int, config []byte) *node {
 	t.Helper()
 	dir := t.TempDir()
 	n := &node{t: t, dir: dir, config: filepath.Join(dir, "etc/containerd/config.toml"),
-		policy: filepath.Join(dir, "policy.d"), state: filepath.Join(dir, "state"), bin: containerdBin(t, major)}
+		policy: filepath.Join(dir, "policy.d"), state: filepath.Join(dir, "state"), bin: containerdBin(t, major),
+		hostRoot: filepath.Join(dir, "host"), nfd: filepath.Join(dir, "nfd/features.d/runtimeclassd")}
+	makeFakeHost(t, n.hostRoot)
 	for _, d := range []string{filepath.Dir(n.config), n.policy} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -73,7 +102,8 @@ func (n *node) run(args ...string) int {
 	n.stdout.Reset()
 	n.stderr.Reset()
 	all := append([]string{"--config", filepath.Join(n.dir, "none.toml"), "--containerd-config", n.config,
-		"--policy-dir", n.policy, "--state-dir", n.state, "--containerd-bin", n.bin}, args...)
+		"--policy-dir", n.policy, "--state-dir", n.state, "--containerd-bin", n.bin,
+		"--host-root", n.hostRoot, "--shim-path", "/usr/bin", "--nfd-feature-file", n.nfd}, args...)
 	return Main(context.Background(), all, &n.stdout, &n.stderr)
 }
 
@@ -95,7 +125,23 @@ func readCorpus(t *testing.T, name string) []byte {
 	return b
 }
 
-const kataPolicy = "[handlers.kata]\npreset = \"kata\"\n[handlers.kata.options]\nConfigPath = \"/opt/kata/share/defaults/kata-containers/configuration.toml\"\n"
+// kataPolicy needs only what a fake host root can give: the shim and its
+// configuration file (no /dev/kvm).
+const kataPolicy = "[handlers.kata]\npreset = \"kata\"\nrequires = []\n[handlers.kata.options]\nConfigPath = \"/opt/kata/share/defaults/kata-containers/configuration.toml\"\n"
+
+// TestMain fails the run if a test wrote the real node label file: every
+// test must point --nfd-feature-file at a temp dir.
+func TestMain(m *testing.M) {
+	const real = "/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd"
+	_, before := os.Stat(real)
+	code := m.Run()
+	if _, after := os.Stat(real); os.IsNotExist(before) && after == nil {
+		os.Remove(real)
+		println("a test wrote " + real)
+		code = 1
+	}
+	os.Exit(code)
+}
 
 func TestApplyTwiceThenRevert(t *testing.T) {
 	t.Parallel()
@@ -314,7 +360,7 @@ func TestBackupsAreRotated(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, 1, readCorpus(t, "v2-handwritten.toml"))
 	for i := 0; i < 13; i++ {
-		n.policyFile("a.toml", "[handlers.kata]\npreset = \"kata\"\npod_annotations = [\"io.katacontainers.config.n"+string(rune('a'+i))+"\"]\n")
+		n.policyFile("a.toml", "[handlers.kata]\npreset = \"kata\"\nrequires = []\npod_annotations = [\"io.katacontainers.config.n"+string(rune('a'+i))+"\"]\n")
 		if code := n.run("apply", "--no-restart"); code != 0 {
 			t.Fatalf("exit %d\n%s", code, &n.stderr)
 		}
@@ -365,7 +411,7 @@ func TestConfigFileAndFlagsPrecedence(t *testing.T) {
 	n := newNode(t, 1, readCorpus(t, "v2-handwritten.toml"))
 	n.policyFile("a.toml", kataPolicy)
 	cfgFile := filepath.Join(n.dir, "runtimeclassd.toml")
-	os.WriteFile(cfgFile, []byte("containerd_config = \""+n.config+"\"\npolicy_dir = \"/nonexistent\"\nstate_dir = \""+n.state+"\"\ncontainerd_bin = \""+n.bin+"\"\n"), 0o644)
+	os.WriteFile(cfgFile, []byte("containerd_config = \""+n.config+"\"\npolicy_dir = \"/nonexistent\"\nstate_dir = \""+n.state+"\"\ncontainerd_bin = \""+n.bin+"\"\nnfd_feature_file = \""+n.nfd+"\"\nhost_root = \""+n.hostRoot+"\"\nshim_path = \"/usr/bin\"\n"), 0o644)
 	var out, errb bytes.Buffer
 	// The file's policy_dir is wrong; the flag after the command wins.
 	code := Main(context.Background(), []string{"--config", cfgFile, "apply", "--no-restart", "--policy-dir", n.policy}, &out, &errb)
@@ -376,5 +422,128 @@ func TestConfigFileAndFlagsPrecedence(t *testing.T) {
 	os.WriteFile(cfgFile, []byte("policy_dirr = \"x\"\n"), 0o644)
 	if code := Main(context.Background(), []string{"--config", cfgFile, "apply"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "runtimeclassd.toml:1:1: unknown key policy_dirr") {
 		t.Fatalf("exit %d\n%s", code, &errb)
+	}
+}
+
+// TestCheckOnThisMachine is the acceptance check on this machine's real
+// host: /dev/kvm answers, /dev/vhost-vsock is missing, so kata is not ready,
+// check says why and exits 1, and apply leaves kata out of the config.
+func TestCheckOnThisMachine(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		t.Skip("no /dev/kvm")
+	}
+	if _, err := os.Stat("/dev/vhost-vsock"); err == nil {
+		t.Skip("this machine has /dev/vhost-vsock")
+	}
+	n := newNode(t, 1, readCorpus(t, "v2-default-1.6.toml"))
+	n.hostRoot = "/"
+	n.policyFile("kata.toml", "[handlers.kata]\npreset = \"kata\"\n")
+	if code := n.run("check", "--output", "json"); code != 1 {
+		t.Fatalf("check: exit %d, want 1\n%s%s", code, &n.stdout, &n.stderr)
+	}
+	var out struct {
+		Handlers []struct {
+			Name   string
+			Ready  bool
+			Checks []struct {
+				Name   string
+				OK     bool
+				Detail string
+			}
+		}
+	}
+	if err := json.Unmarshal(n.stdout.Bytes(), &out); err != nil {
+		t.Fatalf("check JSON: %v\n%s", err, &n.stdout)
+	}
+	checks := map[string]bool{}
+	for _, c := range out.Handlers[0].Checks {
+		checks[c.Name] = c.OK
+	}
+	if len(out.Handlers) != 1 || out.Handlers[0].Ready || !checks["kvm"] || checks["vhost-vsock"] {
+		t.Fatalf("check: %s", &n.stdout)
+	}
+	for _, name := range []string{"shim", "kvm", "vhost-vsock", "kata-config"} {
+		if _, ok := checks[name]; !ok {
+			t.Errorf("check %s missing from %s", name, &n.stdout)
+		}
+	}
+	if code := n.run("check"); code != 1 || !strings.Contains(n.stdout.String(), "KVM API version 12") || !strings.Contains(n.stdout.String(), "/dev/vhost-vsock does not exist") {
+		t.Fatalf("check text: exit %d\n%s", code, &n.stdout)
+	}
+	if code := n.run("apply", "--no-restart"); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, &n.stderr)
+	}
+	if !strings.Contains(n.stderr.String(), "withheld: kata is not ready") || bytes.Contains(n.read(), []byte("kata")) {
+		t.Fatalf("kata was not withheld:\n%s", &n.stderr)
+	}
+	labels, _ := os.ReadFile(n.nfd)
+	if !strings.Contains(string(labels), "runtimeclassd.io/handler.kata=false\n") {
+		t.Fatalf("labels:\n%s", labels)
+	}
+}
+
+// TestHandlerThatStopsBeingReadyIsRemoved: a binary disappears; the next
+// apply removes its block, keeps the others, and flips its label.
+func TestHandlerThatStopsBeingReadyIsRemoved(t *testing.T) {
+	t.Parallel()
+	orig := readCorpus(t, "v2-handwritten.toml")
+	n := newNode(t, 1, orig)
+	n.policyFile("a.toml", kataPolicy)
+	n.policyFile("b.toml", "[handlers.gvisor]\npreset = \"gvisor\"\n")
+	if code := n.run("apply", "--no-restart"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, &n.stderr)
+	}
+	labels, _ := os.ReadFile(n.nfd)
+	if string(labels) != "# Written by runtimeclassd: which runtime handlers this node offers.\nruntimeclassd.io/handler.gvisor=true\nruntimeclassd.io/handler.kata=true\n" {
+		t.Fatalf("labels:\n%s", labels)
+	}
+	os.Remove(filepath.Join(n.hostRoot, "/usr/bin/runsc"))
+	if code := n.run("apply", "--no-restart"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, &n.stderr)
+	}
+	cfg := n.read()
+	if bytes.Contains(cfg, []byte("handler=gvisor")) || !bytes.Contains(cfg, []byte("handler=kata")) {
+		t.Fatalf("config:\n%s", cfg)
+	}
+	if !strings.Contains(n.stderr.String(), "withheld: gvisor is not ready: runsc: runsc not found in /usr/bin") || !strings.Contains(n.stderr.String(), "removed: gvisor") {
+		t.Fatalf("stderr:\n%s", &n.stderr)
+	}
+	labels, _ = os.ReadFile(n.nfd)
+	if !strings.Contains(string(labels), "handler.gvisor=false\n") || !strings.Contains(string(labels), "handler.kata=true\n") {
+		t.Fatalf("labels:\n%s", labels)
+	}
+	// All handlers unready: the config is still valid, and has no blocks.
+	for _, f := range fakeShims {
+		os.Remove(filepath.Join(n.hostRoot, f))
+	}
+	if code := n.run("apply", "--no-restart"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, &n.stderr)
+	}
+	if !bytes.Equal(n.read(), orig) {
+		t.Fatalf("with no handler ready, the config should be the original:\n%s", n.read())
+	}
+}
+
+func TestRuntimeClassManifests(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, 1, nil)
+	n.policyFile("a.toml", kataPolicy)
+	n.policyFile("b.toml", "[handlers.gvisor]\npreset = \"gvisor\"\n")
+	if code := n.run("runtimeclass"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, &n.stderr)
+	}
+	out := n.stdout.String()
+	docs := strings.Split(out, "\n---\n")
+	if len(docs) != 2 {
+		t.Fatalf("want 2 manifests:\n%s", out)
+	}
+	for _, want := range []string{"kind: RuntimeClass", "name: gvisor", "handler: gvisor", "runtimeclassd.io/handler.gvisor: \"true\""} {
+		if !strings.Contains(docs[0], want) {
+			t.Errorf("gvisor manifest lacks %q:\n%s", want, docs[0])
+		}
+	}
+	if strings.Contains(docs[0], "overhead") || !strings.Contains(docs[1], "overhead:\n  podFixed:\n    memory: \"160Mi\"\n    cpu: \"250m\"\n") {
+		t.Errorf("overhead only for kata:\n%s", out)
 	}
 }

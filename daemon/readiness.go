@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/runtimeclassd/runtimeclassd/atomicfile"
+	"github.com/runtimeclassd/runtimeclassd/policy"
+	"github.com/runtimeclassd/runtimeclassd/shimcheck"
+)
+
+// HostChecker decides whether the host can run a handler.
+type HostChecker interface {
+	Check(h shimcheck.Handler) shimcheck.Result
+}
+
+// NewHost returns the real host checker for a config.
+func NewHost(cfg Config) *shimcheck.Host {
+	return &shimcheck.Host{Root: cfg.HostRoot, ShimPath: filepath.SplitList(cfg.ShimPath)}
+}
+
+// CheckHandlers runs the host checks of every handler of a policy, in the
+// policy's order.
+func CheckHandlers(c HostChecker, p *policy.Policy) []shimcheck.Result {
+	out := make([]shimcheck.Result, len(p.Handlers))
+	for i := range p.Handlers {
+		h := &p.Handlers[i]
+		sh := shimcheck.Handler{Name: h.Name, RuntimeType: h.RuntimeType, RuntimePath: h.RuntimePath, Requires: h.Requires}
+		for _, pv := range h.Paths() {
+			if pv.Key != "runtime_path" { // checked as the shim
+				sh.Paths = append(sh.Paths, shimcheck.Path{Key: pv.Key, Path: pv.Path})
+			}
+		}
+		out[i] = c.Check(sh)
+	}
+	return out
+}
+
+// NFDLabelPrefix is the Node Feature Discovery label of a handler, without
+// its name.
+const NFDLabelPrefix = "runtimeclassd.io/handler."
+
+// NFDFeatures renders the Node Feature Discovery local feature file: one
+// `runtimeclassd.io/handler.NAME=true|false` line per policy handler, true
+// when the handler is offered to containerd.
+func NFDFeatures(handlers []string, offered map[string]bool) []byte {
+	var b bytes.Buffer
+	b.WriteString("# Written by runtimeclassd: which runtime handlers this node offers.\n")
+	for _, h := range handlers {
+		fmt.Fprintf(&b, "%s%s=%t\n", NFDLabelPrefix, h, offered[h])
+	}
+	return b.Bytes()
+}
+
+// WriteIfChanged atomically writes data to path unless it already holds
+// exactly that, creating the directory. It reports whether it wrote.
+func WriteIfChanged(path string, data []byte, perm fs.FileMode) (bool, error) {
+	if path == "" {
+		return false, nil
+	}
+	old, err := os.ReadFile(path)
+	if err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, err
+	}
+	if err := atomicfile.WriteFile(path, data, perm); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// reasons joins unready handlers' reasons for a log line.
+func reasons(rs []shimcheck.Result) string {
+	var parts []string
+	for _, r := range rs {
+		if !r.Ready {
+			parts = append(parts, r.Name+" ("+r.Reason()+")")
+		}
+	}
+	return strings.Join(parts, "; ")
+}

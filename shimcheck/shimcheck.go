@@ -1,0 +1,457 @@
+// Package shimcheck decides whether this host can really run a runtime
+// handler: its shim resolves as containerd resolves it and is a safe
+// executable for this machine, every file it names is safe, and the host
+// checks it requires pass (/dev/kvm answers KVM_GET_API_VERSION, vhost-vsock
+// opens, Kata's configuration points to files that exist, ...).
+//
+// Every host path goes through Host.Root, so tests build fake hosts in a
+// temp dir; symlinks are resolved inside that root, as in a chroot. A file
+// is safe when it is a regular file owned by root, not group- or
+// world-writable, in directories that are owned by root and not group- or
+// world-writable either. Files are checked through a descriptor opened with
+// O_NOFOLLOW on the resolved path, so a symlink swapped in after the check
+// fails the open instead of being trusted.
+package shimcheck
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+)
+
+// Handler is what the checks need to know about a runtime handler.
+type Handler struct {
+	Name        string
+	RuntimeType string
+	// RuntimePath, when set, is the shim binary, instead of the one named
+	// after RuntimeType.
+	RuntimePath string
+	// Paths are the other paths the handler names, by key
+	// ("options.BinaryName", "base_runtime_spec", ...).
+	Paths []Path
+	// Requires are host checks: kvm, vhost-vsock, kata-config, runsc,
+	// nvidia, path:/ABS.
+	Requires []string
+}
+
+// Path is a path value of a handler.
+type Path struct{ Key, Path string }
+
+// Check is the outcome of one check.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// Result is the readiness of one handler.
+type Result struct {
+	Name   string  `json:"name"`
+	Ready  bool    `json:"ready"`
+	Checks []Check `json:"checks"`
+}
+
+// Reason summarises why a handler is not ready ("" if it is).
+func (r Result) Reason() string {
+	var bad []string
+	for _, c := range r.Checks {
+		if !c.OK {
+			bad = append(bad, c.Name+": "+c.Detail)
+		}
+	}
+	return strings.Join(bad, "; ")
+}
+
+// Host is the machine the checks look at.
+type Host struct {
+	// Root prefixes every host path; "" or "/" is the real root.
+	Root string
+	// ShimPath are the directories searched for shims and runsc, in order,
+	// as host paths (Root is prefixed).
+	ShimPath []string
+	// GOARCH is the architecture binaries must be built for; "" is this
+	// process's.
+	GOARCH string
+
+	// beforeOpen, if set, runs between resolving a path and opening it
+	// (tests use it to swap a file).
+	beforeOpen func(hostPath string)
+}
+
+// Known reports whether name is a check Check knows.
+func Known(name string) bool {
+	if strings.HasPrefix(name, "path:") {
+		return true
+	}
+	switch name {
+	case "kvm", "vhost-vsock", "kata-config", "runsc", "nvidia":
+		return true
+	}
+	return false
+}
+
+// Check runs every check of a handler. A handler is ready when all pass.
+func (h *Host) Check(hd Handler) Result {
+	res := Result{Name: hd.Name}
+	res.Checks = append(res.Checks, h.checkShim(hd))
+	for _, p := range hd.Paths {
+		res.Checks = append(res.Checks, h.checkPathValue(p))
+	}
+	for _, r := range hd.Requires {
+		res.Checks = append(res.Checks, h.checkRequire(r, hd))
+	}
+	res.Ready = true
+	for _, c := range res.Checks {
+		res.Ready = res.Ready && c.OK
+	}
+	return res
+}
+
+func pass(name, detail string) Check        { return Check{Name: name, OK: true, Detail: detail} }
+func fail(name string, err error) Check     { return Check{Name: name, Detail: err.Error()} }
+func failf(name, f string, a ...any) Check  { return Check{Name: name, Detail: fmt.Sprintf(f, a...)} }
+func (h *Host) path(hostPath string) string { return filepath.Join(h.root(), hostPath) }
+func (h *Host) root() string                { return cmpOr(h.Root, "/") }
+func cmpOr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a
+}
+
+// ShimBinary returns the shim binary name containerd derives from a
+// runtime type: io.containerd.runc.v2 -> containerd-shim-runc-v2.
+func ShimBinary(runtimeType string) (string, error) {
+	parts := strings.Split(runtimeType, ".")
+	if len(parts) < 4 || parts[0] != "io" || parts[1] != "containerd" || !strings.HasPrefix(parts[len(parts)-1], "v") {
+		return "", fmt.Errorf("runtime_type %q is not of the form io.containerd.NAME.vN", runtimeType)
+	}
+	name := strings.Join(parts[2:len(parts)-1], ".")
+	return "containerd-shim-" + name + "-" + parts[len(parts)-1], nil
+}
+
+func (h *Host) checkShim(hd Handler) Check {
+	const name = "shim"
+	if hd.RuntimePath != "" {
+		detail, err := h.safeFile(hd.RuntimePath, true)
+		if err != nil {
+			return failf(name, "runtime_path %s: %v", hd.RuntimePath, err)
+		}
+		return pass(name, hd.RuntimePath+" ("+detail+")")
+	}
+	bin, err := ShimBinary(hd.RuntimeType)
+	if err != nil {
+		return fail(name, err)
+	}
+	p, detail, err := h.lookPath(bin)
+	if err != nil {
+		return fail(name, err)
+	}
+	return pass(name, p+" ("+detail+")")
+}
+
+// lookPath finds an executable on the shim path and checks it. A candidate
+// that exists but fails the checks is reported, not skipped: containerd
+// would run it.
+func (h *Host) lookPath(bin string) (string, string, error) {
+	for _, dir := range h.ShimPath {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, bin)
+		if _, err := os.Lstat(h.path(p)); err != nil {
+			continue
+		}
+		detail, err := h.safeFile(p, true)
+		if err != nil {
+			return p, "", fmt.Errorf("%s: %w", p, err)
+		}
+		return p, detail, nil
+	}
+	return "", "", fmt.Errorf("%s not found in %s", bin, strings.Join(h.ShimPath, ":"))
+}
+
+func (h *Host) checkPathValue(p Path) Check {
+	exec := p.Key == "options.BinaryName" || p.Key == "runtime_path"
+	if p.Key == "options.Root" {
+		// runc's state root: created by the runtime on first use.
+		if _, err := os.Lstat(h.path(p.Path)); errors.Is(err, os.ErrNotExist) {
+			dir, derr := h.safeDirs(filepath.Dir(p.Path))
+			if derr != nil {
+				return failf(p.Key, "%s: %v", p.Path, derr)
+			}
+			return pass(p.Key, p.Path+" does not exist yet; "+dir)
+		}
+		if _, err := h.safeDirs(p.Path); err != nil {
+			return failf(p.Key, "%s: %v", p.Path, err)
+		}
+		return pass(p.Key, p.Path)
+	}
+	detail, err := h.safeFile(p.Path, exec)
+	if err != nil {
+		return failf(p.Key, "%s: %v", p.Path, err)
+	}
+	return pass(p.Key, p.Path+" ("+detail+")")
+}
+
+func (h *Host) checkRequire(r string, hd Handler) Check {
+	switch {
+	case r == "kvm":
+		return h.checkKVM()
+	case r == "vhost-vsock":
+		return h.checkCharDevice("vhost-vsock", "/dev/vhost-vsock", 10, 241)
+	case r == "kata-config":
+		return h.checkKataConfig(hd)
+	case r == "runsc":
+		p, detail, err := h.lookPath("runsc")
+		if err != nil {
+			return fail("runsc", err)
+		}
+		return pass("runsc", p+" ("+detail+")")
+	case r == "nvidia":
+		return h.checkCharDevice("nvidia", "/dev/nvidiactl", 195, 255)
+	case strings.HasPrefix(r, "path:"):
+		p := strings.TrimPrefix(r, "path:")
+		if !filepath.IsAbs(p) {
+			return failf(r, "path must be absolute")
+		}
+		detail, err := h.safeFile(p, false)
+		if err != nil {
+			return fail(r, err)
+		}
+		return pass(r, detail)
+	}
+	return failf(r, "unknown check")
+}
+
+// checkCharDevice checks that a device node exists, is the expected
+// character device, and opens read-write.
+func (h *Host) checkCharDevice(name, dev string, major, minor uint32) Check {
+	f, err := h.openDevice(dev, major, minor)
+	if err != nil {
+		return fail(name, err)
+	}
+	f.Close()
+	return pass(name, dev+" opens")
+}
+
+func (h *Host) openDevice(dev string, major, minor uint32) (*os.File, error) {
+	p := h.path(dev)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s does not exist", dev)
+		}
+		return nil, err
+	}
+	if fi.Mode()&os.ModeCharDevice == 0 || fi.Mode()&os.ModeDevice == 0 {
+		return nil, fmt.Errorf("%s is not a character device (%s)", dev, fi.Mode().Type())
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if maj, mnr := unixMajor(st.Rdev), unixMinor(st.Rdev); maj != major || minor != 255 && mnr != minor {
+		return nil, fmt.Errorf("%s is device %d:%d, want %d:%d", dev, maj, mnr, major, minor)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", dev, err)
+	}
+	return f, nil
+}
+
+// kvmGetAPIVersion is _IO(KVMIO, 0x00).
+const kvmGetAPIVersion = 0xAE00
+
+func (h *Host) checkKVM() Check {
+	f, err := h.openDevice("/dev/kvm", 10, 232)
+	if err != nil {
+		return fail("kvm", err)
+	}
+	defer f.Close()
+	v, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), kvmGetAPIVersion, 0)
+	if errno != 0 {
+		return failf("kvm", "KVM_GET_API_VERSION on /dev/kvm: %v", errno)
+	}
+	if v != 12 {
+		return failf("kvm", "KVM API version %d, want 12", v)
+	}
+	return pass("kvm", "KVM API version 12")
+}
+
+func unixMajor(dev uint64) uint32 { return uint32((dev>>32)&0xfffff000) | uint32((dev>>8)&0xfff) }
+func unixMinor(dev uint64) uint32 { return uint32((dev>>12)&0xffffff00) | uint32(dev&0xff) }
+
+// safeFile resolves hostPath inside the root, checks its directories, opens
+// it without following a last-moment symlink, and checks the open file. If
+// exec, it must be executable and an ELF for this architecture or a script.
+// It returns a short description.
+func (h *Host) safeFile(hostPath string, exec bool) (string, error) {
+	f, detail, err := h.openSafe(hostPath, exec)
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	return detail, nil
+}
+
+// openSafe is safeFile that keeps the checked file open for reading.
+func (h *Host) openSafe(hostPath string, exec bool) (*os.File, string, error) {
+	if !filepath.IsAbs(hostPath) {
+		return nil, "", fmt.Errorf("path must be absolute")
+	}
+	resolved, err := resolveIn(h.root(), hostPath)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := h.safeDirs(filepath.Dir(resolved)); err != nil {
+		return nil, "", err
+	}
+	if h.beforeOpen != nil {
+		h.beforeOpen(resolved)
+	}
+	f, err := os.OpenFile(h.path(resolved), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, "", fmt.Errorf("%s was replaced by a symlink while it was checked", resolved)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", fmt.Errorf("does not exist")
+		}
+		return nil, "", err
+	}
+	detail, err := h.checkOpen(f, resolved, exec)
+	if err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	if resolved != hostPath {
+		detail = "via " + resolved + ", " + detail
+	}
+	return f, detail, nil
+}
+
+func (h *Host) checkOpen(f *os.File, resolved string, exec bool) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if err := safeOwner(resolved, fi); err != nil {
+		return "", err
+	}
+	if !exec {
+		return "root-owned file", nil
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("not executable (mode %04o)", fi.Mode().Perm())
+	}
+	return h.binaryKind(f)
+}
+
+func safeOwner(p string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot read owner", p)
+	}
+	if st.Uid != 0 {
+		return fmt.Errorf("%s is owned by uid %d, not root", p, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is group- or world-writable (mode %04o)", p, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// safeDirs checks dir and every parent up to the root.
+func (h *Host) safeDirs(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Lstat(h.path(d))
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("directory %s does not exist", d)
+		}
+		if err != nil {
+			return "", fmt.Errorf("directory %s: %w", d, err)
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a directory", d)
+		}
+		if err := safeOwner(d, fi); err != nil {
+			return "", fmt.Errorf("directory %w", err)
+		}
+		if d == "/" {
+			return "parent directories are root-owned and not writable by others", nil
+		}
+	}
+}
+
+// binaryKind tells an ELF for the right machine or a script apart from
+// anything else.
+func (h *Host) binaryKind(f io.ReaderAt) (string, error) {
+	var head [4]byte
+	if _, err := f.ReadAt(head[:], 0); err != nil {
+		return "", fmt.Errorf("reading the binary: %w", err)
+	}
+	if head[0] == '#' && head[1] == '!' {
+		return "script", nil
+	}
+	machine, err := elfMachine(f)
+	if err != nil {
+		return "", err
+	}
+	arch := cmpOr(h.GOARCH, runtime.GOARCH)
+	if want, ok := machines[arch]; ok && machine != want {
+		return "", fmt.Errorf("ELF binary for %s, but this host is %s", machineName(machine), arch)
+	}
+	return "ELF " + machineName(machine), nil
+}
+
+// resolveIn resolves symlinks in p as if root were "/": absolute link
+// targets restart from root, and ".." never climbs above it. It returns the
+// resolved host path (without root).
+func resolveIn(root, p string) (string, error) {
+	const maxLinks = 40
+	links := 0
+	done := "/"
+	rest := strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/")
+	for len(rest) > 0 {
+		part := rest[0]
+		rest = rest[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			done = filepath.Dir(done)
+			continue
+		}
+		next := filepath.Join(done, part)
+		fi, err := os.Lstat(filepath.Join(root, next))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("does not exist")
+			}
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			done = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("too many levels of symbolic links")
+		}
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			done = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return done, nil
+}

@@ -76,6 +76,23 @@ func (p *Plan) Diff(name string) string {
 	return p.Result.Diff(p.Original, "a"+name, "b"+name)
 }
 
+// InvalidError is a reconcile that failed because of its inputs (the
+// policy, config.toml, or containerd's verdict on the candidate), not
+// because of the machine.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Outcome classifies a reconcile error as OutcomeInvalid or OutcomeError.
+func Outcome(err error) string {
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		return OutcomeInvalid
+	}
+	return OutcomeError
+}
+
 // ErrConfigChanged means config.toml changed while a plan was made.
 var ErrConfigChanged = errors.New("config changed while the new one was prepared; try again")
 
@@ -98,7 +115,7 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	if !revert {
 		pol, err := policy.Load(a.Cfg.PolicyDir, policy.Options{AllowedPrefixes: a.Cfg.AllowedPathPrefixes})
 		if err != nil {
-			return nil, fmt.Errorf("loading policy: %w", err)
+			return nil, &InvalidError{fmt.Errorf("loading policy: %w", err)}
 		}
 		p.Policy = pol
 	}
@@ -139,14 +156,19 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	}
 	var def *ctrdconfig.Runtime
 	patchOpts := ctrdconfig.Options{NewFileVersion: newVersion}
+	var dumpErr error // from containerd, as opposed to from the inputs
 	if !opts.NoValidate {
 		patchOpts.DefaultRuntime = func() (*ctrdconfig.Runtime, error) {
-			def, err = a.defaultRuntime(ctx, p.Original)
-			return def, err
+			def, dumpErr = a.defaultRuntime(ctx, p.Original)
+			return def, dumpErr
 		}
 	}
 	res, err := ctrdconfig.Patch(p.Original, want, patchOpts)
 	if err != nil {
+		var ve *ctrdconfig.ValidationError
+		if dumpErr == nil || errors.As(err, &ve) {
+			err = &InvalidError{err}
+		}
 		return nil, fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)
 	}
 	p.Result = res
@@ -166,6 +188,10 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	p.unvalidated = opts.NoValidate
 	if res.Changed && !opts.NoValidate {
 		if err := a.Validator.Validate(ctx, a.Cfg.ContainerdConfig, res.Out, p.Offered); err != nil {
+			var ve *ctrdconfig.ValidationError
+			if errors.As(err, &ve) {
+				err = &InvalidError{err}
+			}
 			return nil, fmt.Errorf("validating the new config: %w", err)
 		}
 	}

@@ -105,3 +105,51 @@ func runtimeclassFlags(fs *flag.FlagSet) func(context.Context, *env, []string) e
 		return nil
 	}
 }
+
+func statusFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+	return func(_ context.Context, e *env, args []string) error {
+		if err := noArgs(args); err != nil {
+			return err
+		}
+		st, err := daemon.LoadState(e.cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		if st == nil {
+			fmt.Fprintf(w, "last outcome:\tnone recorded in %s\n", e.cfg.StateDir)
+		} else {
+			fmt.Fprintf(w, "last outcome:\t%s (%s, %s)\n", st.Outcome, st.Command, st.Time.Local().Format("2006-01-02 15:04:05 MST"))
+			if st.Reason != "" {
+				fmt.Fprintf(w, "reason:\t%s\n", st.Reason)
+			}
+			if st.Backup != "" {
+				fmt.Fprintf(w, "last backup:\t%s\n", st.Backup)
+			}
+		}
+		managed, err := daemon.ManagedBlocks(e.cfg.ContainerdConfig)
+		switch {
+		case err != nil:
+			fmt.Fprintf(w, "managed in config:\tcannot tell: %v\n", err)
+		case len(managed) == 0:
+			fmt.Fprintf(w, "managed in config:\tnothing (%s)\n", e.cfg.ContainerdConfig)
+		default:
+			fmt.Fprintf(w, "managed in config:\t%s (%s)\n", strings.Join(managed, ", "), e.cfg.ContainerdConfig)
+		}
+		w.Flush()
+		if st != nil && len(st.Handlers) > 0 {
+			fmt.Fprintln(e.stdout)
+			w = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "HANDLER\tOFFERED\tWHY NOT")
+			for _, h := range st.Handlers {
+				offered := "yes"
+				if !h.Offered {
+					offered = "no"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\n", h.Name, offered, h.Reason)
+			}
+			w.Flush()
+		}
+		return nil
+	}
+}

@@ -62,6 +62,7 @@ var commands = []command{
 	{"check", "[--output text|json]", "host readiness of each handler (exit 0 only if all are ready)", checkFlags},
 	{"validate", "FILE...", "lint policy files", validateFlags},
 	{"runtimeclass", "", "print a RuntimeClass manifest for each handler", runtimeclassFlags},
+	{"status", "", "what is managed, and the last outcome", statusFlags},
 	{"version", "", "print the version", versionFlags},
 }
 
@@ -254,8 +255,15 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 		defer unlock()
 	}
 	a := e.applier()
+	command := "apply"
+	if opts.Revert {
+		command = "revert"
+	}
 	plan, err := a.Plan(ctx, opts)
 	if err != nil {
+		if !dryRun {
+			e.saveState(daemon.StateOf(command, nil, daemon.Outcome(err), "", time.Now()), err)
+		}
 		return err
 	}
 	res := plan.Result
@@ -284,12 +292,15 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 	}
 	if !res.Changed {
 		fmt.Fprintf(e.stderr, "%s is up to date; nothing written\n", e.cfg.ContainerdConfig)
+		e.saveState(daemon.StateOf(command, plan, daemon.OutcomeUnchanged, "", time.Now()), nil)
 		return e.writeLabels(plan)
 	}
 	backup, err := a.Commit(plan)
 	if err != nil {
+		e.saveState(daemon.StateOf(command, plan, daemon.OutcomeError, "", time.Now()), err)
 		return err
 	}
+	e.saveState(daemon.StateOf(command, plan, daemon.OutcomeApplied, backup, time.Now()), nil)
 	if err := e.writeLabels(plan); err != nil {
 		return err
 	}
@@ -304,6 +315,16 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 		fmt.Fprintf(e.stderr, "containerd must be restarted for the change to take effect: systemctl restart %s\n", e.cfg.ContainerdUnit)
 	}
 	return nil
+}
+
+// saveState records the outcome for `status`; failing to is only logged.
+func (e *env) saveState(st *daemon.State, err error) {
+	if err != nil {
+		st.Reason = err.Error()
+	}
+	if serr := daemon.SaveState(e.cfg.StateDir, st); serr != nil {
+		e.log.Warn("could not save state", "err", serr)
+	}
 }
 
 // writeLabels updates the Node Feature Discovery feature file.

@@ -547,3 +547,43 @@ func TestRuntimeClassManifests(t *testing.T) {
 		t.Errorf("overhead only for kata:\n%s", out)
 	}
 }
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, 1, readCorpus(t, "v2-handwritten.toml"))
+	if code := n.run("status"); code != 0 || !strings.Contains(n.stdout.String(), "none recorded") {
+		t.Fatalf("status before anything: exit %d\n%s", code, &n.stdout)
+	}
+	n.policyFile("a.toml", kataPolicy)
+	n.policyFile("b.toml", "[handlers.gvisor]\npreset = \"gvisor\"\n")
+	os.Remove(filepath.Join(n.hostRoot, "/usr/bin/runsc"))
+	if code := n.run("apply", "--no-restart"); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, &n.stderr)
+	}
+	if code := n.run("status"); code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, &n.stderr)
+	}
+	out := n.stdout.String()
+	for _, want := range []string{"last outcome:", "applied (apply,", "managed in config:", "kata (" + n.config + ")",
+		"gvisor   no       not ready: runsc: runsc not found in /usr/bin", "kata     yes"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	// A failed apply is recorded with its reason, as invalid input.
+	n.policyFile("c.toml", "[handlers.bad\n")
+	if code := n.run("apply"); code != 1 {
+		t.Fatalf("bad apply: exit %d", code)
+	}
+	n.run("status")
+	if !strings.Contains(n.stdout.String(), "invalid (apply,") || !strings.Contains(n.stdout.String(), "c.toml:1:") {
+		t.Fatalf("status after a failure:\n%s", &n.stdout)
+	}
+	// A hand edit inside a block shows.
+	cfg := bytes.Replace(n.read(), []byte(`privileged_without_host_devices = true`), []byte(`privileged_without_host_devices = false`), 1)
+	os.WriteFile(n.config, cfg, 0o644)
+	n.run("status")
+	if !strings.Contains(n.stdout.String(), "kata (edited by hand)") {
+		t.Fatalf("status after a hand edit:\n%s", &n.stdout)
+	}
+}

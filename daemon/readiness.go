@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
 	"github.com/runtimeclassd/runtimeclassd/policy"
@@ -77,15 +76,4 @@ func WriteIfChanged(path string, data []byte, perm fs.FileMode) (bool, error) {
 		return false, err
 	}
 	return true, nil
-}
-
-// reasons joins unready handlers' reasons for a log line.
-func reasons(rs []shimcheck.Result) string {
-	var parts []string
-	for _, r := range rs {
-		if !r.Ready {
-			parts = append(parts, r.Name+" ("+r.Reason()+")")
-		}
-	}
-	return strings.Join(parts, "; ")
 }

@@ -1,0 +1,135 @@
+package ctrdhealth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func containerdBin(t *testing.T, major int) string {
+	t.Helper()
+	env, bin := "CONTAINERD1_BIN", "/usr/bin/containerd"
+	if major == 2 {
+		env, bin = "CONTAINERD2_BIN", ""
+	}
+	if v := os.Getenv(env); v != "" {
+		bin = v
+	}
+	if bin != "" {
+		if _, err := exec.LookPath(bin); err == nil {
+			return bin
+		}
+	}
+	if os.Getenv("RUNTIMECLASSD_REQUIRE_REAL") != "" {
+		t.Fatalf("containerd %d.x not found (set %s)", major, env)
+	}
+	t.Skipf("containerd %d.x not found", major)
+	return ""
+}
+
+// startContainerd runs a real containerd with its state in a temp dir and
+// extra runtime stanzas, and returns its socket.
+func startContainerd(t *testing.T, major int, runtimes string) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("containerd needs root")
+	}
+	bin := containerdBin(t, major)
+	dir, err := os.MkdirTemp("/tmp", "ctrdhealth-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s", "c.sock")
+	version, path := 2, `"io.containerd.grpc.v1.cri"`
+	if major == 2 {
+		version, path = 3, `"io.containerd.cri.v1.runtime"`
+	}
+	cfg := fmt.Sprintf("version = %d\nroot = %q\nstate = %q\n[grpc]\naddress = %q\n[plugins.%s.containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n%s",
+		version, filepath.Join(dir, "r"), filepath.Join(dir, "s"), sock, path, strings.ReplaceAll(runtimes, "@CRI@", path))
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", filepath.Join(dir, "config.toml"))
+	log, _ := os.Create(filepath.Join(dir, "log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "log"))
+			t.Logf("containerd's log:\n%s", b)
+		}
+	})
+	return sock
+}
+
+func TestVerifyRealContainerd(t *testing.T) {
+	t.Parallel()
+	for _, major := range []int{1, 2} {
+		t.Run(fmt.Sprint(major), func(t *testing.T) {
+			t.Parallel()
+			sock := startContainerd(t, major, "[plugins.@CRI@.containerd.runtimes.kata]\nruntime_type = \"io.containerd.kata.v2\"\n")
+			c := &Checker{Address: sock}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			if err := c.Verify(ctx, []string{"runc", "kata"}); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			t.Logf("containerd %d.x healthy with runc and kata after %v", major, time.Since(start))
+			st, err := c.Probe(ctx)
+			if err != nil || !st.Serving || !st.CRIReady || strings.Join(st.Handlers, ",") != "kata,runc" {
+				t.Fatalf("Probe = %+v, %v", st, err)
+			}
+			short, cancel2 := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel2()
+			err = c.Verify(short, []string{"runc", "gvisor"})
+			if err == nil || !strings.Contains(err.Error(), "CRI does not serve the handlers gvisor (it serves kata, runc)") {
+				t.Fatalf("Verify with a missing handler: %v", err)
+			}
+		})
+	}
+}
+
+func TestVerifyFailsFastWhenCRIFailsToLoad(t *testing.T) {
+	t.Parallel()
+	spec := filepath.Join(t.TempDir(), "spec.json")
+	os.WriteFile(spec, []byte("not json"), 0o644)
+	for _, major := range []int{1, 2} {
+		t.Run(fmt.Sprint(major), func(t *testing.T) {
+			t.Parallel()
+			sock := startContainerd(t, major, fmt.Sprintf("[plugins.@CRI@.containerd.runtimes.bad]\nruntime_type = \"io.containerd.runc.v2\"\nbase_runtime_spec = %q\n", spec))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := (&Checker{Address: sock}).Verify(ctx, []string{"runc", "bad"})
+			if !errors.Is(err, ErrCRIFailed) {
+				t.Fatalf("Verify = %v, want ErrCRIFailed", err)
+			}
+			if time.Since(start) > 15*time.Second {
+				t.Errorf("took %v to see the CRI failure", time.Since(start))
+			}
+			t.Logf("containerd %d.x: %v", major, err)
+		})
+	}
+}
+
+func TestVerifyTimesOutWithoutContainerd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := (&Checker{Address: filepath.Join(t.TempDir(), "none.sock")}).Verify(ctx, []string{"runc"})
+	if err == nil || !strings.Contains(err.Error(), "containerd is not serving") {
+		t.Fatalf("Verify = %v", err)
+	}
+}

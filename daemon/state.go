@@ -38,6 +38,27 @@ type State struct {
 	Conflicts []string `json:"conflicts,omitempty"`
 	// Backup is the backup made by the last write.
 	Backup string `json:"backup,omitempty"`
+	// LastSuccess is when a reconcile last ended applied or unchanged.
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Pending is a written config not yet verified (see Reconciler.Recover).
+	Pending *Pending `json:"pending,omitempty"`
+	// BadCandidates are hashes of configs that were rolled back; they are
+	// not tried again.
+	BadCandidates []string `json:"bad_candidates,omitempty"`
+}
+
+// RecordOutcome saves st as the last outcome, keeping the pending apply,
+// the bad candidates and the time of the last success from the state file.
+func RecordOutcome(stateDir string, st *State) error {
+	prev, err := LoadState(stateDir)
+	if err != nil || prev == nil {
+		prev = &State{}
+	}
+	st.Pending, st.BadCandidates, st.LastSuccess = prev.Pending, prev.BadCandidates, prev.LastSuccess
+	if st.Outcome == OutcomeApplied || st.Outcome == OutcomeUnchanged {
+		st.LastSuccess = st.Time
+	}
+	return SaveState(stateDir, st)
 }
 
 // HandlerState is one policy handler in the state file.

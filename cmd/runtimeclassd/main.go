@@ -57,6 +57,7 @@ type env struct {
 }
 
 var commands = []command{
+	{"run", "[--web.listen-address ADDR] [--web.config.file FILE]", "the daemon: watch, reconcile, restart containerd, verify, roll back", runFlags},
 	{"apply", "[--dry-run] [--diff] [--no-restart]", "merge the policy's handlers into containerd's config", applyFlags},
 	{"revert", "[--dry-run] [--no-restart]", "remove every block runtimeclassd manages from containerd's config", revertFlags},
 	{"check", "[--output text|json]", "host readiness of each handler (exit 0 only if all are ready)", checkFlags},
@@ -254,6 +255,9 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 		}
 		defer unlock()
 	}
+	if !dryRun && !noRestart {
+		return e.applyAndRestart(ctx, opts)
+	}
 	a := e.applier()
 	command := "apply"
 	if opts.Revert {
@@ -309,10 +313,50 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 	} else {
 		fmt.Fprintf(e.stderr, "wrote %s (new file)\n", e.cfg.ContainerdConfig)
 	}
-	if noRestart {
-		fmt.Fprintf(e.stderr, "not restarting containerd (--no-restart); the change takes effect at its next restart\n")
-	} else {
-		fmt.Fprintf(e.stderr, "containerd must be restarted for the change to take effect: systemctl restart %s\n", e.cfg.ContainerdUnit)
+	fmt.Fprintf(e.stderr, "not restarting containerd (--no-restart); the change takes effect at its next restart\n")
+	return nil
+}
+
+// applyAndRestart is apply (or revert) without --no-restart: the daemon's
+// own path of write, restart over D-Bus, verify, and roll back.
+func (e *env) applyAndRestart(ctx context.Context, opts daemon.PlanOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	// Bad input is reported as such, before anything about systemd.
+	if _, err := e.applier().Plan(ctx, opts); err != nil {
+		command := "apply"
+		if opts.Revert {
+			command = "revert"
+		}
+		e.saveState(daemon.StateOf(command, nil, daemon.Outcome(err), "", time.Now()), err)
+		return err
+	}
+	rec, closeFn, err := e.reconciler(ctx, true)
+	if err != nil {
+		return fmt.Errorf("cannot restart containerd: %w", err)
+	}
+	defer closeFn()
+	rep := rec.ReconcileWith(ctx, opts)
+	if rep.Plan != nil {
+		for _, c := range rep.Plan.Result.Conflicts {
+			fmt.Fprintf(e.stderr, "warning: %s\n", c)
+		}
+		for _, r := range rep.Plan.Readiness {
+			if !r.Ready {
+				fmt.Fprintf(e.stderr, "withheld: %s is not ready: %s\n", r.Name, r.Reason())
+			}
+		}
+		summarize(e.stderr, rep.Plan.Result)
+	}
+	switch {
+	case rep.Err != nil:
+		return rep.Err
+	case rep.Outcome == daemon.OutcomeUnchanged:
+		fmt.Fprintf(e.stderr, "%s is up to date; nothing written\n", e.cfg.ContainerdConfig)
+	case rep.Restarted:
+		fmt.Fprintf(e.stderr, "wrote %s (backup %s), restarted %s and verified it serves %v\n", e.cfg.ContainerdConfig, rep.Backup, e.cfg.ContainerdUnit, rep.Plan.OfferedSet())
+	default:
+		fmt.Fprintf(e.stderr, "wrote %s (backup %s); %s is not running, so it was not started\n", e.cfg.ContainerdConfig, rep.Backup, e.cfg.ContainerdUnit)
 	}
 	return nil
 }
@@ -322,7 +366,7 @@ func (e *env) saveState(st *daemon.State, err error) {
 	if err != nil {
 		st.Reason = err.Error()
 	}
-	if serr := daemon.SaveState(e.cfg.StateDir, st); serr != nil {
+	if serr := daemon.RecordOutcome(e.cfg.StateDir, st); serr != nil {
 		e.log.Warn("could not save state", "err", serr)
 	}
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/runtimeclassd/runtimeclassd/ctrdhealth"
+	"github.com/runtimeclassd/runtimeclassd/daemon"
+	"github.com/runtimeclassd/runtimeclassd/systemd"
+)
+
+// defaultListen is the metrics port: 9864 is not used by a well-known
+// exporter.
+const defaultListen = ":9864"
+
+func runFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+	listen := fs.String("web.listen-address", defaultListen, "`ADDRESS` for /metrics, /healthz and /readyz (\"\" disables)")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config `FILE` for TLS and basic auth")
+	noRestart := fs.Bool("no-restart", false, "write the config but never restart containerd")
+	return func(ctx context.Context, e *env, args []string) error {
+		if err := noArgs(args); err != nil {
+			return err
+		}
+		e.log.Info("starting", "version", version, "policy_dir", e.cfg.PolicyDir, "containerd_config", e.cfg.ContainerdConfig)
+		metrics := daemon.NewMetrics(version)
+		rec, closeFn, err := e.reconciler(ctx, !*noRestart)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		rec.Metrics = metrics
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		svc := &daemon.Service{Reconciler: rec, Notifier: systemd.Notifier{}, Log: e.log, Hup: hup, Ready: make(chan struct{})}
+		if *listen != "" {
+			srv := &http.Server{Handler: e.mux(metrics, svc.Ready), ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				listens := []string{*listen}
+				err := web.ListenAndServe(srv, &web.FlagConfig{WebListenAddresses: &listens, WebConfigFile: webConfig}, e.log.With("component", "web"))
+				if err != nil && !errors.Is(err, http.ErrServerClosed) {
+					e.log.Error("metrics server stopped", "err", err)
+				}
+			}()
+			defer srv.Close()
+		}
+		return svc.Run(ctx)
+	}
+}
+
+func (e *env) mux(m *daemon.Metrics, ready <-chan struct{}) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-ready:
+			fmt.Fprintln(w, "ok")
+		default:
+			http.Error(w, "first reconcile not finished", http.StatusServiceUnavailable)
+		}
+	})
+	return mux
+}
+
+// reconciler builds the reconcile pipeline; with restart, it connects to
+// systemd over D-Bus.
+func (e *env) reconciler(ctx context.Context, restart bool) (*daemon.Reconciler, func(), error) {
+	rec := &daemon.Reconciler{
+		Applier:  e.applier(),
+		Verifier: &ctrdhealth.Checker{Address: e.cfg.ContainerdAddress},
+		Log:      e.log,
+	}
+	if !restart {
+		return rec, func() {}, nil
+	}
+	m, err := systemd.Connect(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (run with --no-restart to write the config only)", err)
+	}
+	rec.Restarter = m
+	return rec, m.Close, nil
+}

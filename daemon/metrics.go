@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/runtimeclassd/runtimeclassd/shimcheck"
+)
+
+// Metrics are runtimeclassd's metrics, on a private registry.
+type Metrics struct {
+	Registry    *prometheus.Registry
+	ready       *prometheus.GaugeVec
+	hostCheck   *prometheus.GaugeVec
+	reconciles  *prometheus.CounterVec
+	duration    prometheus.Histogram
+	restarts    *prometheus.CounterVec
+	rollbacks   prometheus.Counter
+	drift       prometheus.Counter
+	policyValid prometheus.Gauge
+	lastSuccess prometheus.Gauge
+}
+
+// NewMetrics registers the metrics of the contract on a new registry.
+func NewMetrics(version string) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_handler_ready",
+			Help: "1 if the handler is offered to containerd, else 0."}, []string{"handler"}),
+		hostCheck: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_host_check_ok",
+			Help: "1 if the host check of the handler passed, else 0."}, []string{"handler", "check"}),
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runtimeclassd_reconcile_total",
+			Help: "Reconciles by result: applied, unchanged, invalid, rolled_back, error."}, []string{"result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "runtimeclassd_reconcile_duration_seconds",
+			Help: "Time a reconcile took, restart and verification included.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runtimeclassd_containerd_restarts_total",
+			Help: "containerd restarts over D-Bus by result: success, failure."}, []string{"result"}),
+		rollbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "runtimeclassd_rollbacks_total",
+			Help: "Configs rolled back because containerd did not come back healthy."}),
+		drift: prometheus.NewCounter(prometheus.CounterOpts{Name: "runtimeclassd_config_drift_total",
+			Help: "Times someone else changed or removed a managed block."}),
+		policyValid: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_policy_valid",
+			Help: "1 if the policy and config were valid at the last reconcile, else 0."}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_last_success_timestamp_seconds",
+			Help: "When a reconcile last ended applied or unchanged."}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_build_info",
+		Help: "A metric with a constant 1 value labeled by version and goversion."}, []string{"version", "goversion"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
+	m.Registry.MustRegister(m.ready, m.hostCheck, m.reconciles, m.duration, m.restarts, m.rollbacks, m.drift,
+		m.policyValid, m.lastSuccess, build)
+	for _, r := range []string{OutcomeApplied, OutcomeUnchanged, OutcomeInvalid, OutcomeRolledBack, OutcomeError} {
+		m.reconciles.WithLabelValues(r)
+	}
+	m.restarts.WithLabelValues("success")
+	m.restarts.WithLabelValues("failure")
+	return m
+}
+
+func (m *Metrics) restart(err error) {
+	if err != nil {
+		m.restarts.WithLabelValues("failure").Inc()
+	} else {
+		m.restarts.WithLabelValues("success").Inc()
+	}
+}
+
+func (m *Metrics) observe(rep *Report, took time.Duration) {
+	m.reconciles.WithLabelValues(rep.Outcome).Inc()
+	m.duration.Observe(took.Seconds())
+	switch rep.Outcome {
+	case OutcomeApplied, OutcomeUnchanged:
+		m.lastSuccess.Set(float64(time.Now().Unix()))
+		m.policyValid.Set(1)
+	case OutcomeInvalid:
+		m.policyValid.Set(0)
+	}
+	if rep.Plan == nil || rep.Plan.Policy == nil || rep.Outcome == OutcomeRolledBack {
+		return // after a rollback, what is offered is what was before
+	}
+	m.ready.Reset()
+	m.hostCheck.Reset()
+	offered := rep.Plan.OfferedSet()
+	for i, h := range rep.Plan.Policy.Handlers {
+		m.ready.WithLabelValues(h.Name).Set(b2f(offered[h.Name]))
+		if i < len(rep.Plan.Readiness) {
+			setChecks(m.hostCheck, h.Name, rep.Plan.Readiness[i].Checks)
+		}
+	}
+}
+
+func setChecks(g *prometheus.GaugeVec, handler string, checks []shimcheck.Check) {
+	for _, c := range checks {
+		g.WithLabelValues(handler, c.Name).Set(b2f(c.OK))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,332 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
+)
+
+// fakeValidator accepts every candidate whose handlers are where they
+// belong (the real check on a dump is tested in ctrdconfig).
+type fakeValidator struct{}
+
+func (fakeValidator) Validate(_ context.Context, _ string, candidate []byte, want []ctrdconfig.Runtime) error {
+	return nil
+}
+func (fakeValidator) Dump(_ context.Context, _ string, candidate []byte) ([]byte, error) {
+	return []byte("version = 2\n"), nil
+}
+func (fakeValidator) DefaultVersion(context.Context) (int, error) { return 2, nil }
+
+type fakeSystemd struct {
+	mu           sync.Mutex
+	restarts     int
+	active       bool
+	restartErr   func(n int) error
+	limitHit     bool
+	resetCalls   int
+	restartTimes []time.Time
+	now          func() time.Time
+}
+
+func (f *fakeSystemd) RestartUnit(ctx context.Context, unit string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.restarts++
+	f.restartTimes = append(f.restartTimes, f.now())
+	if f.restartErr != nil {
+		return f.restartErr(f.restarts)
+	}
+	return nil
+}
+func (f *fakeSystemd) UnitActive(context.Context, string) (bool, error) { return f.active, nil }
+func (f *fakeSystemd) StartLimitHit(context.Context, string) (bool, error) {
+	return f.limitHit, nil
+}
+func (f *fakeSystemd) ResetFailed(context.Context, string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resetCalls++
+	f.limitHit = false
+	return nil
+}
+
+// fakeVerifier fails verification while the config on disk contains bad.
+type fakeVerifier struct {
+	config string
+	bad    string
+	calls  [][]string
+}
+
+func (f *fakeVerifier) Verify(_ context.Context, handlers []string) error {
+	f.calls = append(f.calls, handlers)
+	b, _ := os.ReadFile(f.config)
+	if f.bad != "" && bytes.Contains(b, []byte(f.bad)) {
+		return errors.New("CRI plugin failed to load: fake")
+	}
+	return nil
+}
+
+// fakeClock advances only when slept on.
+type fakeClock struct {
+	mu    sync.Mutex
+	t     time.Time
+	slept []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slept = append(c.slept, d)
+	c.t = c.t.Add(d)
+	return nil
+}
+func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+type rig struct {
+	t        *testing.T
+	dir      string
+	cfg      Config
+	sd       *fakeSystemd
+	verifier *fakeVerifier
+	clock    *fakeClock
+	rec      *Reconciler
+	orig     []byte
+}
+
+const handwritten = `version = 2
+# keep me
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+`
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.ContainerdConfig = filepath.Join(dir, "etc/containerd/config.toml")
+	cfg.PolicyDir = filepath.Join(dir, "policy.d")
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.NFDFeatureFile = filepath.Join(dir, "features.d/runtimeclassd")
+	cfg.Debounce = Duration(50 * time.Millisecond)
+	os.MkdirAll(filepath.Dir(cfg.ContainerdConfig), 0o755)
+	os.MkdirAll(cfg.PolicyDir, 0o755)
+	os.WriteFile(cfg.ContainerdConfig, []byte(handwritten), 0o644)
+	clock := &fakeClock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+	sd := &fakeSystemd{active: true, now: clock.Now}
+	v := &fakeVerifier{config: cfg.ContainerdConfig}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	rec := &Reconciler{
+		Applier:   &Applier{Cfg: cfg, Log: log, Validator: fakeValidator{}},
+		Restarter: sd, Verifier: v, Log: log, Metrics: NewMetrics("test"),
+		Now: clock.Now, Sleep: clock.Sleep,
+	}
+	return &rig{t: t, dir: dir, cfg: cfg, sd: sd, verifier: v, clock: clock, rec: rec, orig: []byte(handwritten)}
+}
+
+func (r *rig) policy(name, body string) {
+	r.t.Helper()
+	if err := os.WriteFile(filepath.Join(r.cfg.PolicyDir, name), []byte(body), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) config() []byte {
+	b, _ := os.ReadFile(r.cfg.ContainerdConfig)
+	return b
+}
+
+const kataPolicy = "[handlers.kata]\npreset = \"kata\"\nrequires = []\n"
+
+func TestReconcileAppliesRestartsAndVerifies(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.policy("kata.toml", kataPolicy)
+	rep := r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeApplied || !rep.Restarted || r.sd.restarts != 1 {
+		t.Fatalf("report %+v, restarts %d", rep, r.sd.restarts)
+	}
+	if !bytes.Contains(r.config(), []byte("handler=kata")) || !bytes.Contains(r.config(), []byte("# keep me")) {
+		t.Fatalf("config:\n%s", r.config())
+	}
+	if got := r.verifier.calls; len(got) != 1 || strings.Join(got[0], ",") != "kata" {
+		t.Fatalf("verified %v", got)
+	}
+	// Same inputs: nothing written, no restart.
+	rep = r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeUnchanged || rep.Restarted || r.sd.restarts != 1 {
+		t.Fatalf("second reconcile %+v, restarts %d", rep, r.sd.restarts)
+	}
+	if !r.rec.ConfigIsOwnWrite() {
+		t.Error("own write not recognised")
+	}
+	m := r.rec.Metrics
+	if testutil.ToFloat64(m.reconciles.WithLabelValues(OutcomeApplied)) != 1 || testutil.ToFloat64(m.reconciles.WithLabelValues(OutcomeUnchanged)) != 1 ||
+		testutil.ToFloat64(m.restarts.WithLabelValues("success")) != 1 || testutil.ToFloat64(m.ready.WithLabelValues("kata")) != 1 {
+		t.Fatal("metrics do not match")
+	}
+	st, _ := LoadState(r.cfg.StateDir)
+	if st.Pending != nil || st.LastSuccess.IsZero() {
+		t.Fatalf("state %+v", st)
+	}
+	labels, _ := os.ReadFile(r.cfg.NFDFeatureFile)
+	if !strings.Contains(string(labels), "runtimeclassd.io/handler.kata=true") {
+		t.Fatalf("labels %s", labels)
+	}
+}
+
+func TestReconcileRollsBackAndRemembersBadCandidate(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.verifier.bad = "handler=broken"
+	r.policy("broken.toml", "[handlers.broken]\nruntime_type = \"io.containerd.runc.v2\"\nbase_runtime_spec = \"/etc/spec.json\"\n")
+	rep := r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeRolledBack || r.sd.restarts != 2 {
+		t.Fatalf("report %+v (err %v), restarts %d", rep, rep.Err, r.sd.restarts)
+	}
+	if !bytes.Equal(r.config(), r.orig) {
+		t.Fatalf("not rolled back:\n%s", r.config())
+	}
+	if gap := r.sd.restartTimes[1].Sub(r.sd.restartTimes[0]); gap < rollbackGap {
+		t.Errorf("rollback restart %v after the failed one", gap)
+	}
+	// Same inputs again: not retried, no restart.
+	rep = r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeInvalid || r.sd.restarts != 2 || !strings.Contains(rep.Err.Error(), "rolled back before") {
+		t.Fatalf("retry: %+v (err %v), restarts %d", rep, rep.Err, r.sd.restarts)
+	}
+	if testutil.ToFloat64(r.rec.Metrics.rollbacks) != 1 {
+		t.Error("rollbacks_total")
+	}
+	// New inputs: tried again.
+	r.verifier.bad = ""
+	r.policy("broken.toml", "[handlers.broken]\nruntime_type = \"io.containerd.runc.v2\"\n")
+	r.clock.advance(time.Hour)
+	if rep = r.rec.Reconcile(context.Background()); rep.Outcome != OutcomeApplied || r.sd.restarts != 3 {
+		t.Fatalf("after a fix: %+v, restarts %d", rep, r.sd.restarts)
+	}
+}
+
+func TestRollbackResetsStartLimit(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.sd.restartErr = func(n int) error {
+		if n == 1 {
+			r.sd.limitHit = true
+			return errors.New(`job result "failed", unit result start-limit-hit`)
+		}
+		return nil
+	}
+	r.policy("kata.toml", kataPolicy)
+	rep := r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeRolledBack || r.sd.resetCalls != 1 || r.sd.restarts != 2 {
+		t.Fatalf("report %+v, resets %d, restarts %d", rep, r.sd.resetCalls, r.sd.restarts)
+	}
+	if testutil.ToFloat64(r.rec.Metrics.restarts.WithLabelValues("failure")) != 1 {
+		t.Error("restart failure not counted")
+	}
+}
+
+func TestRestartBudgetAndSplay(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.rec.Applier.Cfg.RestartSplay = Duration(10 * time.Second)
+	r.rec.Splay = func(max time.Duration) time.Duration { return max / 2 }
+	r.policy("kata.toml", kataPolicy)
+	r.rec.Reconcile(context.Background())
+	r.clock.advance(5 * time.Second)
+	r.policy("gvisor.toml", "[handlers.gvisor]\nruntime_type = \"io.containerd.runsc.v1\"\n")
+	r.rec.Reconcile(context.Background())
+	if r.sd.restarts != 2 {
+		t.Fatalf("restarts %d", r.sd.restarts)
+	}
+	gap := r.sd.restartTimes[1].Sub(r.sd.restartTimes[0])
+	if gap < 60*time.Second {
+		t.Fatalf("second restart %v after the first; want at least restart_min_interval", gap)
+	}
+	if got := r.clock.slept; len(got) != 3 || got[0] != 5*time.Second || got[1] != 55*time.Second || got[2] != 5*time.Second {
+		t.Fatalf("slept %v, want [5s (splay) 55s (budget) 5s (splay)]", got)
+	}
+}
+
+func TestInactiveUnitIsNotStarted(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.sd.active = false
+	r.policy("kata.toml", kataPolicy)
+	rep := r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeApplied || rep.Restarted || r.sd.restarts != 0 || !bytes.Contains(r.config(), []byte("handler=kata")) {
+		t.Fatalf("report %+v, restarts %d", rep, r.sd.restarts)
+	}
+}
+
+func TestInvalidInputTouchesNothing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.policy("bad.toml", "[handlers.kata]\npreset = \"kata\"\npod_annotations = [\"*\"]\n")
+	rep := r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeInvalid || r.sd.restarts != 0 || !bytes.Equal(r.config(), r.orig) {
+		t.Fatalf("report %+v", rep)
+	}
+	if testutil.ToFloat64(r.rec.Metrics.policyValid) != 0 {
+		t.Error("policy_valid should be 0")
+	}
+}
+
+func TestMissingPolicyDirLeavesConfigAlone(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.policy("kata.toml", kataPolicy)
+	r.rec.Reconcile(context.Background())
+	applied := r.config()
+	os.RemoveAll(r.cfg.PolicyDir)
+	rep := r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeUnchanged || !bytes.Equal(r.config(), applied) {
+		t.Fatalf("a missing policy dir changed the config: %+v", rep)
+	}
+}
+
+func TestRecoverFinishesInterruptedApply(t *testing.T) {
+	t.Parallel()
+	// Crash after writing a bad config, before verifying it.
+	r := newRig(t)
+	r.verifier.bad = "handler=kata"
+	r.policy("kata.toml", kataPolicy)
+	r.rec.Restarter = nil // "crash": write without restarting
+	r.rec.Reconcile(context.Background())
+	backups, _ := filepath.Glob(filepath.Join(r.cfg.StateDir, "backups", "*"))
+	written := r.config()
+	r.rec.savePending(&Pending{Candidate: hashOf(written), Backup: backups[0], Existed: true, Handlers: []string{"kata"}})
+
+	r2 := newRig(t)
+	r2.rec.Applier.Cfg = r.cfg
+	r2.verifier.config, r2.verifier.bad = r.cfg.ContainerdConfig, "handler=kata"
+	rep := r2.rec.Recover(context.Background())
+	if rep == nil || rep.Outcome != OutcomeRolledBack || !bytes.Equal(r.config(), r.orig) {
+		t.Fatalf("recover: %+v\n%s", rep, r.config())
+	}
+	if st, _ := LoadState(r.cfg.StateDir); st.Pending != nil || len(st.BadCandidates) != 1 {
+		t.Fatalf("state after recovery: %+v", st)
+	}
+	// Nothing pending: nothing to do.
+	if rep := r2.rec.Recover(context.Background()); rep != nil {
+		t.Fatalf("second recover: %+v", rep)
+	}
+}

@@ -37,14 +37,15 @@ func (n *fakeNotifier) has(s string) bool {
 }
 
 // runService starts the service and returns its reports.
-func runService(t *testing.T, r *rig) (reports chan *Report, hup chan os.Signal, n *fakeNotifier, stop func()) {
+func runService(t *testing.T, r *rig) (reports chan *Report, hup chan os.Signal, n *fakeNotifier, stop func(), ready chan struct{}) {
 	t.Helper()
 	reports = make(chan *Report, 100)
 	hup = make(chan os.Signal, 1)
 	n = &fakeNotifier{}
 	r.rec.Sleep = nil // real time for the watcher tests
 	r.rec.Now = nil
-	svc := &Service{Reconciler: r.rec, Notifier: n, Log: r.rec.Log, Hup: hup, Ready: make(chan struct{}), Reconciled: reports}
+	ready = make(chan struct{})
+	svc := &Service{Reconciler: r.rec, Notifier: n, Log: r.rec.Log, Hup: hup, Ready: ready, Reconciled: reports}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
@@ -61,7 +62,7 @@ func runService(t *testing.T, r *rig) (reports chan *Report, hup chan os.Signal,
 			stop()
 		}
 	})
-	return reports, hup, n, stop
+	return reports, hup, n, stop, ready
 }
 
 func next(t *testing.T, reports chan *Report, want string) *Report {
@@ -91,8 +92,13 @@ func TestServiceWatchesAndRepairsDrift(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	r.rec.Applier.Cfg.RestartMinInterval = 0
-	reports, hup, n, stop := runService(t, r)
+	reports, hup, n, stop, ready := runService(t, r)
 	next(t, reports, OutcomeUnchanged) // start: empty policy
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ready after the first reconcile")
+	}
 	if !n.has("READY=1") {
 		t.Fatal("no READY=1 after the first reconcile")
 	}
@@ -149,7 +155,7 @@ func TestServiceConfigMapSwap(t *testing.T) {
 	os.WriteFile(filepath.Join(d, "..2026_1", "kata.toml"), []byte(kataPolicy), 0o644)
 	os.Symlink("..2026_1", filepath.Join(d, "..data"))
 	os.Symlink("..data/kata.toml", filepath.Join(d, "kata.toml"))
-	reports, _, _, _ := runService(t, r)
+	reports, _, _, _, _ := runService(t, r)
 	next(t, reports, OutcomeApplied)
 	// The kubelet's update: a new timestamped dir, then ..data swapped by
 	// a rename of a temp symlink.
@@ -169,7 +175,7 @@ func TestServiceWaitsForPolicyDir(t *testing.T) {
 	r := newRig(t)
 	os.RemoveAll(r.cfg.PolicyDir)
 	r.rec.Applier.Cfg.PolicyDir = filepath.Join(r.dir, "later", "policy.d")
-	reports, _, _, _ := runService(t, r)
+	reports, _, _, _, _ := runService(t, r)
 	next(t, reports, OutcomeUnchanged)
 	os.MkdirAll(r.rec.Applier.Cfg.PolicyDir, 0o755)
 	os.WriteFile(filepath.Join(r.rec.Applier.Cfg.PolicyDir, "kata.toml"), []byte(kataPolicy), 0o644)

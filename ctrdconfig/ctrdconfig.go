@@ -363,6 +363,13 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 			if p.Prefix == "" {
 				p.Prefix = tomlpatch.FormatPath(parent)
 			}
+			// A block's end marker directly above the next header looks
+			// like that header's comment; never insert inside a block.
+			for _, b := range blocks {
+				if p.At > b.Start && p.At < b.End {
+					p.At = b.End
+				}
+			}
 			pl = &p
 		}
 		inserts = append(inserts, r)

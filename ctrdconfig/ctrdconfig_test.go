@@ -348,3 +348,27 @@ func TestFormatValue(t *testing.T) {
 		t.Errorf("inline table: %s", got)
 	}
 }
+
+// TestAddAfterBlockFollowedByHeader: a block whose end marker sits right
+// above the next header (as Patch itself leaves it) must not be mistaken
+// for that header's comment; the next block goes after the end marker.
+func TestAddAfterBlockFollowedByHeader(t *testing.T) {
+	t.Parallel()
+	for _, file := range configs(t) {
+		src := readConfig(t, file)
+		first, err := Patch(src, testRuntimes()[:1], Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, more := range [][]Runtime{testRuntimes()[:2], testRuntimes()} {
+			res, err := Patch(first.Out, more, Options{})
+			if err != nil {
+				t.Fatalf("%s: adding after an existing block: %v", file, err)
+			}
+			back, err := Patch(res.Out, nil, Options{})
+			if err != nil || string(back.Out) != string(src) {
+				t.Fatalf("%s: revert: %v", file, err)
+			}
+		}
+	}
+}

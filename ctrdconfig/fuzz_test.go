@@ -70,6 +70,16 @@ func FuzzPatch(f *testing.F) {
 		if string(outside) != string(src) && string(outside) != string(src)+doc.Newline() {
 			t.Fatalf("bytes outside blocks changed:\n%q\n%q", src, outside)
 		}
+		// Adding more to a file that already has blocks.
+		if len(want) > 0 {
+			more, err := Patch(res.Out, testRuntimes(), Options{})
+			if err != nil {
+				t.Fatalf("adding to own output: %v", err)
+			}
+			if back, err := Patch(more.Out, nil, Options{}); err != nil || string(back.Out) != string(src) {
+				t.Fatalf("revert after adding more: %v", err)
+			}
+		}
 		again, err := Patch(res.Out, want, Options{})
 		if err != nil || again.Changed {
 			t.Fatalf("second Patch: changed=%v err=%v", again != nil && again.Changed, err)

@@ -1,0 +1,263 @@
+//go:build e2e
+
+// Package e2e boots real nodes (systemd, D-Bus and containerd under
+// systemd-nspawn), runs runtimeclassd in them as a systemd service, and
+// checks what it does to containerd from the outside.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runtimeclassd/runtimeclassd/ctrdhealth"
+)
+
+var (
+	cache   = envOr("RUNTIMECLASSD_CACHE", "/var/tmp/runtimeclassd-cache")
+	rootfs  = filepath.Join(cache, "rootfs-bookworm")
+	ctrd2   = filepath.Join(cache, "containerd-v2.4.2")
+	binary  = os.Getenv("RUNTIMECLASSD_BIN") // built by make e2e
+	repoDir = "../.."
+)
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// node is a booted systemd-nspawn machine on an overlay of the cached
+// rootfs.
+type node struct {
+	t      *testing.T
+	name   string
+	dir    string // holds upper, work, merged and the console log
+	root   string // the merged root, as seen from the host
+	cmd    *exec.Cmd
+	pid1   int
+	major  int
+	origin []byte // containerd's config before runtimeclassd started
+}
+
+func bootNode(t *testing.T, name string, major int) *node {
+	t.Helper()
+	for _, p := range []string{rootfs, binary} {
+		if _, err := os.Stat(p); err != nil || p == "" {
+			t.Fatalf("missing %q: run make e2e (it builds the binary and the rootfs)", p)
+		}
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "runtimeclassd-e2e-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, name: name, dir: dir, root: filepath.Join(dir, "merged"), major: major}
+	for _, d := range []string{"upper", "work", "merged"} {
+		os.Mkdir(filepath.Join(dir, d), 0o755)
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", rootfs, filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if out, err := exec.Command("mount", "-t", "overlay", "overlay", "-o", opts, n.root).CombinedOutput(); err != nil {
+		t.Fatalf("mounting the node's overlay: %v %s", err, out)
+	}
+	t.Cleanup(n.destroy)
+	n.install()
+
+	log, _ := os.Create(filepath.Join(dir, "console.log"))
+	n.cmd = exec.Command("systemd-nspawn", "--register=no", "--keep-unit", "--capability=all", "-q",
+		"-D", n.root, "--boot", "-M", name)
+	n.cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0", "SYSTEMD_NSPAWN_API_VFS_WRITABLE=1")
+	n.cmd.Stdout, n.cmd.Stderr = log, log
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("systemd-nspawn: %v", err)
+	}
+	n.pid1 = n.findPID1()
+	n.waitFor("the node's containerd", 90*time.Second, func() error {
+		_, err := n.sh("systemctl is-active containerd")
+		return err
+	})
+	n.origin = n.readFile("/etc/containerd/config.toml")
+	return n
+}
+
+// install puts runtimeclassd, its unit and test settings into the node,
+// and containerd 2.4.2 with its default (version 4) config on a 2.x node.
+func (n *node) install() {
+	n.copyFile(binary, "/usr/bin/runtimeclassd", 0o755)
+	n.copyFile(filepath.Join(repoDir, "packaging/runtimeclassd.service"), "/etc/systemd/system/runtimeclassd.service", 0o644)
+	n.writeFile("/etc/runtimeclassd/config.toml", "restart_min_interval = \"4s\"\nverify_timeout = \"30s\"\ndebounce = \"200ms\"\n", 0o644)
+	os.MkdirAll(filepath.Join(n.root, "/etc/runtimeclassd/policy.d"), 0o755)
+	// A container rootfs: just busybox.
+	n.copyFile(filepath.Join(rootfs, "bin/busybox"), "/var/lib/e2e-rootfs/bin/busybox", 0o755)
+	if n.major == 2 {
+		for _, b := range []string{"containerd", "ctr", "containerd-shim-runc-v2"} {
+			n.copyFile(filepath.Join(ctrd2, b), "/usr/bin/"+b, 0o755)
+		}
+		def, err := exec.Command(filepath.Join(ctrd2, "containerd"), "config", "default").Output()
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		n.writeFile("/etc/containerd/config.toml", string(def), 0o644)
+	}
+}
+
+func (n *node) copyFile(src, dst string, mode os.FileMode) {
+	n.t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.writeFile(dst, string(b), mode)
+}
+
+// writeFile writes into the node: before boot through the overlay, after
+// boot through /proc/PID1/root so that the node's mounts are honoured.
+func (n *node) writeFile(path, data string, mode os.FileMode) {
+	n.t.Helper()
+	full := filepath.Join(n.rootPath(), path)
+	os.MkdirAll(filepath.Dir(full), 0o755)
+	tmp := full + ".e2e-tmp"
+	if err := os.WriteFile(tmp, []byte(data), mode); err != nil {
+		n.t.Fatal(err)
+	}
+	os.Chmod(tmp, mode)
+	if err := os.Rename(tmp, full); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *node) readFile(path string) []byte {
+	b, _ := os.ReadFile(filepath.Join(n.rootPath(), path))
+	return b
+}
+
+func (n *node) rootPath() string {
+	if n.pid1 != 0 {
+		return fmt.Sprintf("/proc/%d/root", n.pid1)
+	}
+	return n.root
+}
+
+// findPID1 finds the node's systemd: systemd-nspawn's child, or its
+// grandchild when nspawn forks an intermediate process.
+func (n *node) findPID1() int {
+	var pid int
+	n.waitFor("the node's PID 1", 30*time.Second, func() error {
+		level := []int{n.cmd.Process.Pid}
+		for depth := 0; depth < 2; depth++ {
+			var nextLevel []int
+			for _, p := range level {
+				for _, c := range children(p) {
+					if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c)); strings.TrimSpace(string(comm)) == "systemd" {
+						pid = c
+						return nil
+					}
+					nextLevel = append(nextLevel, c)
+				}
+			}
+			level = nextLevel
+		}
+		return fmt.Errorf("not started yet")
+	})
+	return pid
+}
+
+func children(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// sh runs a shell command in the node.
+func (n *node) sh(script string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(n.pid1), "-a", "/bin/sh", "-c", script)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return strings.TrimSpace(out.String()), err
+}
+
+func (n *node) mustSh(script string) string {
+	n.t.Helper()
+	out, err := n.sh(script)
+	if err != nil {
+		n.t.Fatalf("in node %s: %s: %v\n%s", n.name, script, err, out)
+	}
+	return out
+}
+
+func (n *node) waitFor(what string, timeout time.Duration, f func() error) {
+	n.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n.dumpLogs()
+	n.t.Fatalf("node %s: %s: not within %v: %v", n.name, what, timeout, err)
+}
+
+func (n *node) dumpLogs() {
+	if n.pid1 == 0 {
+		b, _ := os.ReadFile(filepath.Join(n.dir, "console.log"))
+		n.t.Logf("console:\n%s", b)
+		return
+	}
+	out, _ := n.sh("journalctl --no-pager -n 80 -u runtimeclassd -u containerd")
+	n.t.Logf("journal of node %s:\n%s", n.name, out)
+}
+
+func (n *node) destroy() {
+	if n.t.Failed() {
+		n.dumpLogs()
+	}
+	if n.cmd != nil && n.cmd.Process != nil {
+		n.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { n.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	exec.Command("umount", "-l", n.root).Run()
+	os.RemoveAll(n.dir)
+}
+
+func (n *node) containerdPID() string {
+	return n.mustSh("systemctl show -p MainPID --value containerd")
+}
+
+// probe asks the node's containerd through its socket, from the host.
+func (n *node) probe() (*ctrdhealth.Status, error) {
+	c := &ctrdhealth.Checker{Address: fmt.Sprintf("/proc/%d/root/run/containerd/containerd.sock", n.pid1)}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return c.Probe(ctx)
+}
+
+func (n *node) status() string { out, _ := n.sh("runtimeclassd status"); return out }

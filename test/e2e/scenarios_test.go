@@ -1,0 +1,167 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestContainerd16Node(t *testing.T) { t.Parallel(); scenarios(t, bootNode(t, "rcd-e2e-16", 1)) }
+func TestContainerd24Node(t *testing.T) { t.Parallel(); scenarios(t, bootNode(t, "rcd-e2e-24", 2)) }
+
+// altHandler is a handler this node can really run: runc, through the runc
+// v2 shim, under another name.
+const altHandler = `[handlers.runc-alt]
+runtime_type = "io.containerd.runc.v2"
+[handlers.runc-alt.options]
+BinaryName = "/usr/sbin/runc"
+`
+
+func scenarios(t *testing.T, n *node) {
+	// The daemon starts as a notify service; with no policy it changes
+	// nothing.
+	n.mustSh("systemctl daemon-reload && systemctl start runtimeclassd")
+	n.waitFor("runtimeclassd active", 30*time.Second, func() error {
+		_, err := n.sh("systemctl is-active runtimeclassd")
+		return err
+	})
+	if got := n.readFile("/etc/containerd/config.toml"); string(got) != string(n.origin) {
+		t.Fatalf("the daemon changed the config with an empty policy:\n%s", got)
+	}
+
+	// A container started before any restart.
+	n.mustSh(`for d in cpu cpuset cpuacct blkio pids devices freezer memory; do
+	  if mountpoint -q /sys/fs/cgroup/$d; then umount -l /sys/fs/cgroup/$d; mkdir -p /sys/fs/cgroup/$d; mount -t cgroup -o $d cgroup /sys/fs/cgroup/$d; fi
+	done; true`)
+	n.mustSh("ctr run -d --rootfs /var/lib/e2e-rootfs e2e-sleeper /bin/busybox sleep 3600")
+	taskPID := n.mustSh("ctr task ls | awk '$1 == \"e2e-sleeper\" { print $2 }'")
+	if taskPID == "" {
+		t.Fatal("container not running")
+	}
+
+	t.Run("policy dropped in: patched, restarted over D-Bus, served by CRI", func(t *testing.T) {
+		before := n.containerdPID()
+		n.writeFile("/etc/runtimeclassd/policy.d/10-alt.toml", altHandler, 0o644)
+		n.waitFor("containerd restarted with runc-alt served", 40*time.Second, func() error {
+			if pid := n.containerdPID(); pid == before || pid == "0" {
+				return fmt.Errorf("containerd MainPID still %s", pid)
+			}
+			st, err := n.probe()
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(st.Handlers, "runc-alt") || !st.CRIReady {
+				return fmt.Errorf("CRI serves %v (ready %v)", st.Handlers, st.CRIReady)
+			}
+			return nil
+		})
+		cfg := string(n.readFile("/etc/containerd/config.toml"))
+		if !strings.Contains(cfg, "# runtimeclassd:begin handler=runc-alt") || !strings.HasPrefix(cfg, string(n.origin[:20])) {
+			t.Fatalf("config:\n%s", cfg)
+		}
+		n.waitFor("status applied", 10*time.Second, func() error {
+			if s := n.status(); !strings.Contains(s, "applied (run,") {
+				return fmt.Errorf("status:\n%s", s)
+			}
+			return nil
+		})
+	})
+
+	t.Run("a container started before the restart keeps running, same PID", func(t *testing.T) {
+		got := n.mustSh("ctr task ls | awk '$1 == \"e2e-sleeper\" { print $2, $3 }'")
+		if got != taskPID+" RUNNING" {
+			t.Fatalf("task after restart: %q, want %q", got, taskPID+" RUNNING")
+		}
+	})
+
+	t.Run("a second identical drop-in causes no restart", func(t *testing.T) {
+		before := n.containerdPID()
+		n.writeFile("/etc/runtimeclassd/policy.d/20-alt-again.toml", altHandler, 0o644)
+		time.Sleep(3 * time.Second) // debounce and a reconcile, with margin
+		if pid := n.containerdPID(); pid != before {
+			t.Fatalf("containerd restarted (MainPID %s -> %s)", before, pid)
+		}
+		if s := n.status(); !strings.Contains(s, "unchanged (run,") {
+			t.Fatalf("status:\n%s", s)
+		}
+	})
+
+	t.Run("drift: config rewritten without our block is repaired", func(t *testing.T) {
+		n.writeFile("/etc/containerd/config.toml", string(n.origin), 0o644)
+		n.waitFor("block restored and served", 40*time.Second, func() error {
+			if !strings.Contains(string(n.readFile("/etc/containerd/config.toml")), "handler=runc-alt") {
+				return fmt.Errorf("no block yet")
+			}
+			st, err := n.probe()
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(st.Handlers, "runc-alt") {
+				return fmt.Errorf("CRI serves %v", st.Handlers)
+			}
+			return nil
+		})
+		metrics := n.mustSh("busybox wget -qO- http://127.0.0.1:9864/metrics || true")
+		if metrics != "" && !strings.Contains(metrics, "runtimeclassd_config_drift_total 1") {
+			t.Errorf("drift not counted:\n%s", grep(metrics, "runtimeclassd_"))
+		}
+	})
+
+	t.Run("a handler that makes the CRI plugin fail to load is rolled back", func(t *testing.T) {
+		n.writeFile("/etc/containerd/bad-spec.json", "not json\n", 0o644)
+		good := string(n.readFile("/etc/containerd/config.toml"))
+		start := time.Now()
+		n.writeFile("/etc/runtimeclassd/policy.d/30-broken.toml",
+			"[handlers.broken]\nruntime_type = \"io.containerd.runc.v2\"\nbase_runtime_spec = \"/etc/containerd/bad-spec.json\"\n", 0o644)
+		n.waitFor("rolled back", 60*time.Second, func() error {
+			if s := n.status(); !strings.Contains(s, "rolled_back (run,") {
+				return fmt.Errorf("status:\n%s", s)
+			}
+			return nil
+		})
+		took := time.Since(start)
+		if got := string(n.readFile("/etc/containerd/config.toml")); got != good {
+			t.Fatalf("config after rollback differs from before:\n%s", got)
+		}
+		n.waitFor("healthy after rollback", 30*time.Second, func() error {
+			st, err := n.probe()
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(st.Handlers, "runc-alt") || !st.CRIReady {
+				return fmt.Errorf("CRI serves %v", st.Handlers)
+			}
+			return nil
+		})
+		if took > 30*time.Second+10*time.Second {
+			t.Errorf("rollback took %v, longer than the verify timeout allows", took)
+		}
+		t.Logf("rolled back %v after the bad policy was written", took.Round(time.Millisecond))
+		if _, err := n.sh("systemctl is-active containerd"); err != nil {
+			t.Fatal("containerd is not active after the rollback")
+		}
+		got := n.mustSh("ctr task ls | awk '$1 == \"e2e-sleeper\" { print $2, $3 }'")
+		if got != taskPID+" RUNNING" {
+			t.Fatalf("task after the rollback: %q", got)
+		}
+		// Not retried while the inputs stay the same.
+		time.Sleep(2 * time.Second)
+		if s := n.status(); !strings.Contains(s, "rolled_back") && !strings.Contains(s, "invalid") {
+			t.Fatalf("status:\n%s", s)
+		}
+	})
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,4 +1,5 @@
 # runtimeclassd. `make demo` shows it working; `make test` runs every test.
+SHELL     := /bin/bash
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
@@ -7,7 +8,7 @@ CACHE     ?= /var/tmp/runtimeclassd-cache
 CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
 export CONTAINERD2_BIN
 
-.PHONY: all build test unit deps lint bench fuzz demo clean
+.PHONY: all build test unit e2e deps lint bench fuzz demo clean
 
 all: build
 
@@ -17,9 +18,9 @@ build:
 deps:
 	@scripts/deps.sh >/dev/null
 
-# Every test, against real containerd 1.6 and 2.4.2 binaries. Missing
-# binaries are a failure here, not a skip.
-test: deps unit
+# Every test, against real containerd 1.6 and 2.4.2 binaries, and the
+# real-node e2e tests. Missing binaries are a failure here, not a skip.
+test: deps unit e2e
 
 unit:
 	RUNTIMECLASSD_REQUIRE_REAL=1 $(GO) test -race -count=1 ./...
@@ -30,6 +31,12 @@ lint:
 		PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...; \
 	else echo "staticcheck could not be installed; ran go vet only"; fi
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+
+# Real nodes: systemd + D-Bus + containerd under systemd-nspawn (root).
+e2e: deps build
+	@scripts/deps.sh systemd-container debootstrap busybox-static >/dev/null
+	scripts/e2e-rootfs.sh
+	RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 15m -v ./test/e2e 2>&1 | grep -E '^(=== RUN|\s*---|\s+\S+_test.go|ok|FAIL|PASS)' ; exit $${PIPESTATUS[0]}
 
 bench: build
 	scripts/bench.sh

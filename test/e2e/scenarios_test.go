@@ -37,8 +37,8 @@ func scenarios(t *testing.T, n *node) {
 	n.mustSh(`for d in cpu cpuset cpuacct blkio pids devices freezer memory; do
 	  if mountpoint -q /sys/fs/cgroup/$d; then umount -l /sys/fs/cgroup/$d; mkdir -p /sys/fs/cgroup/$d; mount -t cgroup -o $d cgroup /sys/fs/cgroup/$d; fi
 	done; true`)
-	n.mustSh("ctr run -d --rootfs /var/lib/e2e-rootfs e2e-sleeper /bin/busybox sleep 3600")
-	taskPID := n.mustSh("ctr task ls | awk '$1 == \"e2e-sleeper\" { print $2 }'")
+	n.mustSh("ctr run -d --rootfs /var/lib/e2e-rootfs e2e-sleeper /bin/busybox sleep 3600 2>/dev/null")
+	taskPID := n.mustSh("ctr task ls 2>/dev/null | awk '$1 == \"e2e-sleeper\" { print $2 }'")
 	if taskPID == "" {
 		t.Fatal("container not running")
 	}
@@ -72,7 +72,7 @@ func scenarios(t *testing.T, n *node) {
 	})
 
 	t.Run("a container started before the restart keeps running, same PID", func(t *testing.T) {
-		got := n.mustSh("ctr task ls | awk '$1 == \"e2e-sleeper\" { print $2, $3 }'")
+		got := n.mustSh("ctr task ls 2>/dev/null | awk '$1 == \"e2e-sleeper\" { print $2, $3 }'")
 		if got != taskPID+" RUNNING" {
 			t.Fatalf("task after restart: %q, want %q", got, taskPID+" RUNNING")
 		}
@@ -144,7 +144,7 @@ func scenarios(t *testing.T, n *node) {
 		if _, err := n.sh("systemctl is-active containerd"); err != nil {
 			t.Fatal("containerd is not active after the rollback")
 		}
-		got := n.mustSh("ctr task ls | awk '$1 == \"e2e-sleeper\" { print $2, $3 }'")
+		got := n.mustSh("ctr task ls 2>/dev/null | awk '$1 == \"e2e-sleeper\" { print $2, $3 }'")
 		if got != taskPID+" RUNNING" {
 			t.Fatalf("task after the rollback: %q", got)
 		}

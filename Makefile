@@ -8,7 +8,7 @@ CACHE     ?= /var/tmp/runtimeclassd-cache
 CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
 export CONTAINERD2_BIN
 
-.PHONY: all build test unit e2e deps lint bench fuzz demo clean
+.PHONY: all build test unit e2e measure deps lint bench fuzz demo clean
 
 all: build
 
@@ -37,6 +37,12 @@ e2e: deps build
 	@scripts/deps.sh systemd-container debootstrap busybox-static >/dev/null
 	scripts/e2e-rootfs.sh
 	RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 15m -v ./test/e2e 2>&1 | grep -E '^(=== RUN|\s*---|\s+\S+_test.go|ok|FAIL|PASS)' ; exit $${PIPESTATUS[0]}
+
+# The figures in the issue notes: CRI downtime vs a bare restart, idle
+# RSS and CPU, and policy-write-to-config latency.
+measure: deps build
+	scripts/e2e-rootfs.sh
+	RUNTIMECLASSD_MEASURE=1 RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 20m -v -run 'TestMeasure' ./test/e2e 2>&1 | grep -E '^\s*(---|\S+_test.go)|^(ok|FAIL)'
 
 bench: build
 	scripts/bench.sh

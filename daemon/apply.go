@@ -105,6 +105,8 @@ type PlanOptions struct {
 	// default-runtime lookup. Such a plan is only for showing: Commit
 	// refuses it.
 	NoValidate bool
+	// Command names what asked, for the state file ("run" if empty).
+	Command string
 }
 
 // Plan loads the policy (unless reverting), patches the config and validates

@@ -136,9 +136,9 @@ func (r *Reconciler) ReconcileWith(ctx context.Context, opts PlanOptions) *Repor
 	if r.Metrics != nil {
 		r.Metrics.observe(rep, r.now().Sub(start))
 	}
-	command := "run"
-	if opts.Revert {
-		command = "revert"
+	command := opts.Command
+	if command == "" {
+		command = "run"
 	}
 	st := StateOf(command, rep.Plan, rep.Outcome, rep.Backup, r.now())
 	if rep.Err != nil {

@@ -336,6 +336,10 @@ func (e *env) applyAndRestart(ctx context.Context, opts daemon.PlanOptions) erro
 		return fmt.Errorf("cannot restart containerd: %w", err)
 	}
 	defer closeFn()
+	opts.Command = "apply"
+	if opts.Revert {
+		opts.Command = "revert"
+	}
 	rep := rec.ReconcileWith(ctx, opts)
 	if rep.Plan != nil {
 		for _, c := range rep.Plan.Result.Conflicts {

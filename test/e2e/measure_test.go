@@ -171,11 +171,10 @@ func TestMeasureIdle(t *testing.T) {
 			if len(f) >= 2 && f[0] == "VmRSS:" {
 				rss, _ = strconv.Atoi(f[1])
 			}
-			if len(f) >= 2 && (f[0] == "voluntary_ctxt_switches:" || f[0] == "nonvoluntary_ctxt_switches:") {
-				v, _ := strconv.Atoi(f[1])
-				ctxsw += v
-			}
 		}
+		// Wake-ups: context switches of every thread, not only the main one.
+		sw := n.mustSh("cat /proc/" + pid + "/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'")
+		ctxsw, _ = strconv.Atoi(sw)
 		stat := strings.Fields(n.mustSh("cat /proc/" + pid + "/stat"))
 		u, _ := strconv.Atoi(stat[13])
 		s, _ := strconv.Atoi(stat[14])
@@ -212,7 +211,7 @@ func TestMeasureWriteLatency(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer cmd.Wait()
+			defer func() { cancel(); cmd.Wait() }()
 			w, _ := fsnotify.NewWatcher()
 			defer w.Close()
 			w.Add(filepath.Dir(cfgPath))

@@ -8,7 +8,7 @@ CACHE     ?= /var/tmp/runtimeclassd-cache
 CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
 export CONTAINERD2_BIN
 
-.PHONY: all build test unit e2e measure deps lint bench fuzz demo clean
+.PHONY: all build test unit e2e measure package deps lint bench fuzz demo clean
 
 all: build
 
@@ -33,16 +33,20 @@ lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 
 # Real nodes: systemd + D-Bus + containerd under systemd-nspawn (root).
-e2e: deps build
-	@scripts/deps.sh systemd-container debootstrap busybox-static >/dev/null
+e2e: package
+	@scripts/deps.sh systemd-container debootstrap busybox-static rpm >/dev/null
 	scripts/e2e-rootfs.sh
-	RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 15m -v ./test/e2e 2>&1 | grep -E '^(=== RUN|\s*---|\s+\S+_test.go|ok|FAIL|PASS)' ; exit $${PIPESTATUS[0]}
+	RUNTIMECLASSD_DEB=$$(ls $(CURDIR)/dist/*.deb) RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 15m -v ./test/e2e 2>&1 | grep -E '^(=== RUN|\s*---|\s+\S+_test.go|ok|FAIL|PASS)' ; exit $${PIPESTATUS[0]}
 
 # The figures in the issue notes: CRI downtime vs a bare restart, idle
 # RSS and CPU, and policy-write-to-config latency.
-measure: deps build
+measure: package
 	scripts/e2e-rootfs.sh
-	RUNTIMECLASSD_MEASURE=1 RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 20m -v -run 'TestMeasure' ./test/e2e 2>&1 | grep -E '^\s*(---|\S+_test.go)|^(ok|FAIL)'
+	RUNTIMECLASSD_DEB=$$(ls $(CURDIR)/dist/*.deb) RUNTIMECLASSD_MEASURE=1 RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 20m -v -run 'TestMeasure' ./test/e2e 2>&1 | grep -E '^\s*(---|\S+_test.go)|^(ok|FAIL)'
+
+# dist/*.deb and dist/*.rpm, built with nfpm.
+package: deps build
+	scripts/package.sh
 
 bench: build
 	scripts/bench.sh

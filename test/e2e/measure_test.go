@@ -41,7 +41,7 @@ func TestMeasureCRIDowntime(t *testing.T) {
 		t.Run(fmt.Sprint(major), func(t *testing.T) {
 			n := bootNode(t, fmt.Sprintf("rcd-measure-%d", major), major)
 			n.writeFile("/etc/runtimeclassd/config.toml", "restart_min_interval = \"1s\"\ndebounce = \"100ms\"\n", 0o644)
-			n.mustSh("systemctl daemon-reload && systemctl start runtimeclassd")
+			n.mustSh("systemctl restart runtimeclassd")
 			n.writeFile("/etc/runtimeclassd/policy.d/10-alt.toml", altHandler, 0o644)
 			waitStatus(t, n, "applied")
 			time.Sleep(3 * time.Second)
@@ -159,7 +159,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func TestMeasureIdle(t *testing.T) {
 	measuring(t)
 	n := bootNode(t, "rcd-measure-idle", 1)
-	n.mustSh("systemctl daemon-reload && systemctl start runtimeclassd")
+	n.mustSh("systemctl restart runtimeclassd")
 	n.writeFile("/etc/runtimeclassd/policy.d/10-alt.toml", altHandler, 0o644)
 	waitStatus(t, n, "applied")
 	time.Sleep(5 * time.Second)

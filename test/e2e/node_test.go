@@ -26,6 +26,7 @@ var (
 	rootfs  = filepath.Join(cache, "rootfs-bookworm")
 	ctrd2   = filepath.Join(cache, "containerd-v2.4.2")
 	binary  = os.Getenv("RUNTIMECLASSD_BIN") // built by make e2e
+	debFile = os.Getenv("RUNTIMECLASSD_DEB") // built by make e2e (make package)
 	repoDir = "../.."
 )
 
@@ -51,7 +52,7 @@ type node struct {
 
 func bootNode(t *testing.T, name string, major int) *node {
 	t.Helper()
-	for _, p := range []string{rootfs, binary} {
+	for _, p := range []string{rootfs, binary, debFile} {
 		if _, err := os.Stat(p); err != nil || p == "" {
 			t.Fatalf("missing %q: run make e2e (it builds the binary and the rootfs)", p)
 		}
@@ -86,16 +87,22 @@ func bootNode(t *testing.T, name string, major int) *node {
 		return err
 	})
 	n.origin = n.readFile("/etc/containerd/config.toml")
+	// The real package: its postinst enables and starts the service.
+	n.mustSh("dpkg -i /var/tmp/runtimeclassd.deb")
+	n.waitFor("runtimeclassd active after dpkg -i", 30*time.Second, func() error {
+		_, err := n.sh("systemctl is-active runtimeclassd && systemctl is-enabled runtimeclassd")
+		return err
+	})
+	// Test settings: a short restart budget, so the scenarios run quickly.
+	n.writeFile("/etc/runtimeclassd/config.toml", "restart_min_interval = \"4s\"\nverify_timeout = \"30s\"\ndebounce = \"200ms\"\n", 0o644)
+	n.mustSh("systemctl restart runtimeclassd")
 	return n
 }
 
-// install puts runtimeclassd, its unit and test settings into the node,
+// install puts the .deb into the node (installed after boot with dpkg -i),
 // and containerd 2.4.2 with its default (version 4) config on a 2.x node.
 func (n *node) install() {
-	n.copyFile(binary, "/usr/bin/runtimeclassd", 0o755)
-	n.copyFile(filepath.Join(repoDir, "packaging/runtimeclassd.service"), "/etc/systemd/system/runtimeclassd.service", 0o644)
-	n.writeFile("/etc/runtimeclassd/config.toml", "restart_min_interval = \"4s\"\nverify_timeout = \"30s\"\ndebounce = \"200ms\"\n", 0o644)
-	os.MkdirAll(filepath.Join(n.root, "/etc/runtimeclassd/policy.d"), 0o755)
+	n.copyFile(debFile, "/var/tmp/runtimeclassd.deb", 0o644)
 	// A container rootfs: just busybox.
 	n.copyFile(filepath.Join(rootfs, "bin/busybox"), "/var/lib/e2e-rootfs/bin/busybox", 0o755)
 	if n.major == 2 {

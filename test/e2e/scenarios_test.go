@@ -22,9 +22,8 @@ BinaryName = "/usr/sbin/runc"
 `
 
 func scenarios(t *testing.T, n *node) {
-	// The daemon starts as a notify service; with no policy it changes
-	// nothing.
-	n.mustSh("systemctl daemon-reload && systemctl start runtimeclassd")
+	// The daemon runs as a notify service (dpkg -i started it); with no
+	// policy it changes nothing.
 	n.waitFor("runtimeclassd active", 30*time.Second, func() error {
 		_, err := n.sh("systemctl is-active runtimeclassd")
 		return err
@@ -152,6 +151,22 @@ func scenarios(t *testing.T, n *node) {
 		time.Sleep(2 * time.Second)
 		if s := n.status(); !strings.Contains(s, "rolled_back") && !strings.Contains(s, "invalid") {
 			t.Fatalf("status:\n%s", s)
+		}
+	})
+
+	t.Run("dpkg -r stops the service and leaves containerd's config; purge drops the state", func(t *testing.T) {
+		before := string(n.readFile("/etc/containerd/config.toml"))
+		n.mustSh("dpkg -r runtimeclassd")
+		if out, err := n.sh("systemctl is-active runtimeclassd"); err == nil {
+			t.Fatalf("still active after dpkg -r: %s", out)
+		}
+		if got := string(n.readFile("/etc/containerd/config.toml")); got != before {
+			t.Fatal("removing the package changed containerd's config")
+		}
+		n.mustSh("test -d /var/lib/runtimeclassd && test -f /etc/runtimeclassd/config.toml")
+		n.mustSh("dpkg --purge runtimeclassd")
+		if _, err := n.sh("test -e /var/lib/runtimeclassd"); err == nil {
+			t.Fatal("state dir left after purge")
 		}
 	})
 }

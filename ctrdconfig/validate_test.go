@@ -2,38 +2,14 @@ package ctrdconfig
 
 import (
 	"context"
+	"github.com/runtimeclassd/runtimeclassd/internal/testbin"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// containerdBins returns the real containerd binaries to test against, by
-// major version: CONTAINERD1_BIN (default /usr/bin/containerd, Debian's 1.6)
-// and CONTAINERD2_BIN (2.4.2, built by .ci/run). A missing binary skips,
-// unless RUNTIMECLASSD_REQUIRE_REAL is set, as CI sets it, where it fails.
-func containerdBin(t *testing.T, major int) string {
-	t.Helper()
-	env, def := "CONTAINERD1_BIN", "/usr/bin/containerd"
-	if major == 2 {
-		env, def = "CONTAINERD2_BIN", ""
-	}
-	bin := os.Getenv(env)
-	if bin == "" {
-		bin = def
-	}
-	if bin != "" {
-		if _, err := exec.LookPath(bin); err == nil {
-			return bin
-		}
-	}
-	if os.Getenv("RUNTIMECLASSD_REQUIRE_REAL") != "" {
-		t.Fatalf("containerd %d.x binary not found (set %s)", major, env)
-	}
-	t.Skipf("containerd %d.x binary not found (set %s)", major, env)
-	return ""
-}
+func containerdBin(t *testing.T, major int) string { t.Helper(); return testbin.Containerd(t, major) }
 
 // TestRealContainerdAcceptsPatchedConfigs runs every corpus config, patched,
 // through the containerd versions that read that config version, and checks

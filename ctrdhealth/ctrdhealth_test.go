@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/runtimeclassd/runtimeclassd/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,26 +13,7 @@ import (
 	"time"
 )
 
-func containerdBin(t *testing.T, major int) string {
-	t.Helper()
-	env, bin := "CONTAINERD1_BIN", "/usr/bin/containerd"
-	if major == 2 {
-		env, bin = "CONTAINERD2_BIN", ""
-	}
-	if v := os.Getenv(env); v != "" {
-		bin = v
-	}
-	if bin != "" {
-		if _, err := exec.LookPath(bin); err == nil {
-			return bin
-		}
-	}
-	if os.Getenv("RUNTIMECLASSD_REQUIRE_REAL") != "" {
-		t.Fatalf("containerd %d.x not found (set %s)", major, env)
-	}
-	t.Skipf("containerd %d.x not found", major)
-	return ""
-}
+func containerdBin(t *testing.T, major int) string { t.Helper(); return testbin.Containerd(t, major) }
 
 // startContainerd runs a real containerd with its state in a temp dir and
 // extra runtime stanzas, and returns its socket.

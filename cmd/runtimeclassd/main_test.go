@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/runtimeclassd/runtimeclassd/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,29 +13,7 @@ import (
 	"testing"
 )
 
-// containerdBin returns a real containerd binary: CONTAINERD1_BIN (default
-// Debian's /usr/bin/containerd) or CONTAINERD2_BIN. A missing one skips,
-// or fails when RUNTIMECLASSD_REQUIRE_REAL is set (as in CI).
-func containerdBin(t *testing.T, major int) string {
-	t.Helper()
-	env, bin := "CONTAINERD1_BIN", "/usr/bin/containerd"
-	if major == 2 {
-		env, bin = "CONTAINERD2_BIN", ""
-	}
-	if v := os.Getenv(env); v != "" {
-		bin = v
-	}
-	if bin != "" {
-		if _, err := exec.LookPath(bin); err == nil {
-			return bin
-		}
-	}
-	if os.Getenv("RUNTIMECLASSD_REQUIRE_REAL") != "" {
-		t.Fatalf("containerd %d.x not found (set %s)", major, env)
-	}
-	t.Skipf("containerd %d.x not found (set %s)", major, env)
-	return ""
-}
+func containerdBin(t *testing.T, major int) string { t.Helper(); return testbin.Containerd(t, major) }
 
 // node is a throwaway layout: a containerd config, a policy dir and a state
 // dir, all under one temp dir.

@@ -242,6 +242,13 @@ func anyWasOffered(prev *State, names []string) bool {
 // last restart, then a random splay of up to restart_splay.
 func (r *Reconciler) waitRestartBudget(ctx context.Context) error {
 	cfg := r.Applier.Cfg
+	if r.lastRestart.IsZero() {
+		// Another process (the daemon, or an earlier apply) may have
+		// restarted containerd: the budget is the node's, not ours.
+		if st, err := LoadState(cfg.StateDir); err == nil && st != nil {
+			r.lastRestart = st.LastRestart
+		}
+	}
 	if !r.lastRestart.IsZero() {
 		if wait := r.lastRestart.Add(time.Duration(cfg.RestartMinInterval)).Sub(r.now()); wait > 0 {
 			r.Log.Info("waiting for the restart budget", "wait", wait.Round(time.Millisecond))
@@ -266,6 +273,7 @@ func (r *Reconciler) waitRestartBudget(ctx context.Context) error {
 func (r *Reconciler) restartAndVerify(ctx context.Context, handlers []string) error {
 	cfg := r.Applier.Cfg
 	r.lastRestart = r.now()
+	r.mutateState(func(s *State) { s.LastRestart = r.lastRestart })
 	err := r.Restarter.RestartUnit(ctx, cfg.ContainerdUnit)
 	if r.Metrics != nil {
 		r.Metrics.restart(err)

@@ -40,6 +40,9 @@ type State struct {
 	Backup string `json:"backup,omitempty"`
 	// LastSuccess is when a reconcile last ended applied or unchanged.
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LastRestart is when containerd was last restarted by runtimeclassd,
+	// by the daemon or by apply: they share one restart budget.
+	LastRestart time.Time `json:"last_restart,omitzero"`
 	// Pending is a written config not yet verified (see Reconciler.Recover).
 	Pending *Pending `json:"pending,omitempty"`
 	// BadCandidates are hashes of configs that were rolled back; they are
@@ -54,7 +57,7 @@ func RecordOutcome(stateDir string, st *State) error {
 	if err != nil || prev == nil {
 		prev = &State{}
 	}
-	st.Pending, st.BadCandidates, st.LastSuccess = prev.Pending, prev.BadCandidates, prev.LastSuccess
+	st.Pending, st.BadCandidates, st.LastSuccess, st.LastRestart = prev.Pending, prev.BadCandidates, prev.LastSuccess, prev.LastRestart
 	if st.Outcome == OutcomeApplied || st.Outcome == OutcomeUnchanged {
 		st.LastSuccess = st.Time
 	}

@@ -246,6 +246,9 @@ func revertFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 // change runs apply or revert. The config or diff goes to stdout; what
 // happened goes to stderr.
 func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff, noRestart bool) error {
+	if !dryRun && !noRestart {
+		return e.applyAndRestart(ctx, opts) // the reconciler takes the lock
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if !dryRun {
@@ -254,9 +257,6 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 			return err
 		}
 		defer unlock()
-	}
-	if !dryRun && !noRestart {
-		return e.applyAndRestart(ctx, opts)
 	}
 	a := e.applier()
 	command := "apply"

@@ -154,6 +154,28 @@ func scenarios(t *testing.T, n *node) {
 		}
 	})
 
+	t.Run("runtimeclassd revert restarts containerd over D-Bus and gives back the original bytes", func(t *testing.T) {
+		n.mustSh("systemctl stop runtimeclassd")
+		before := n.containerdPID()
+		start := time.Now()
+		out := n.mustSh("runtimeclassd revert 2>&1")
+		took := time.Since(start)
+		if got := n.readFile("/etc/containerd/config.toml"); string(got) != string(n.origin) {
+			t.Fatalf("revert did not give back the original config:\n%s\n%s", got, out)
+		}
+		if pid := n.containerdPID(); pid == before || pid == "0" {
+			t.Fatalf("containerd not restarted by revert (MainPID %s):\n%s", pid, out)
+		}
+		if !strings.Contains(out, "restarted containerd.service and verified it") {
+			t.Fatalf("revert output:\n%s", out)
+		}
+		st, err := n.probe()
+		if err != nil || slices.Contains(st.Handlers, "runc-alt") {
+			t.Fatalf("after revert CRI serves %v (%v)", st, err)
+		}
+		t.Logf("revert took %v, restart budget included", took.Round(time.Millisecond))
+	})
+
 	t.Run("dpkg -r stops the service and leaves containerd's config; purge drops the state", func(t *testing.T) {
 		before := string(n.readFile("/etc/containerd/config.toml"))
 		n.mustSh("dpkg -r runtimeclassd")

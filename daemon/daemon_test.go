@@ -330,3 +330,45 @@ func TestRecoverFinishesInterruptedApply(t *testing.T) {
 		t.Fatalf("second recover: %+v", rep)
 	}
 }
+
+// blockingVerifier waits until its context ends, as a verification does when
+// the daemon is stopped in the middle of it.
+type blockingVerifier struct{ started chan struct{} }
+
+func (b *blockingVerifier) Verify(ctx context.Context, _ []string) error {
+	close(b.started)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestStopDuringVerifyLeavesPendingApply: a stop in the middle of the
+// verification is not a failed verification: no rollback, the written
+// config stays, and the pending apply is left for Recover.
+func TestStopDuringVerifyLeavesPendingApply(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	bv := &blockingVerifier{started: make(chan struct{})}
+	r.rec.Verifier = bv
+	r.policy("kata.toml", kataPolicy)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-bv.started; cancel() }()
+	rep := r.rec.Reconcile(ctx)
+	if rep.Outcome != OutcomeError || !strings.Contains(rep.Err.Error(), "finishing at the next start") {
+		t.Fatalf("report %+v", rep)
+	}
+	if r.sd.restarts != 1 || !bytes.Contains(r.config(), []byte("handler=kata")) {
+		t.Fatalf("rolled back on a stop: restarts %d\n%s", r.sd.restarts, r.config())
+	}
+	st, _ := LoadState(r.cfg.StateDir)
+	if st.Pending == nil || len(st.BadCandidates) != 0 {
+		t.Fatalf("state %+v", st)
+	}
+	// The next start finishes it.
+	r.rec.Verifier = r.verifier
+	if rep := r.rec.Recover(context.Background()); rep == nil || rep.Outcome != OutcomeApplied {
+		t.Fatalf("recover: %+v", rep)
+	}
+	if st, _ := LoadState(r.cfg.StateDir); st.Pending != nil {
+		t.Fatal("pending not cleared")
+	}
+}

@@ -212,6 +212,12 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 	}
 	if err := r.restartAndVerify(ctx, pending.Handlers); err != nil {
 		rep.Restarted = true
+		if ctx.Err() != nil {
+			// Stopping: not containerd's fault. The pending apply stays in
+			// the state file and Recover finishes it at the next start.
+			rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("interrupted before containerd was verified; finishing at the next start: %w", ctx.Err())
+			return rep
+		}
 		return r.rollback(ctx, rep, pending, err)
 	}
 	rep.Restarted = true
@@ -368,6 +374,10 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 	}
 	if err := r.restartAndVerify(ctx, p.Handlers); err != nil {
 		rep.Restarted = true
+		if ctx.Err() != nil {
+			rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("interrupted while finishing an earlier apply: %w", ctx.Err())
+			return rep
+		}
 		return r.rollback(ctx, rep, p, err)
 	}
 	rep.Restarted = true

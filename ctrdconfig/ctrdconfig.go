@@ -19,7 +19,6 @@ package ctrdconfig
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -546,30 +545,4 @@ func FormatValue(v any) string {
 		return "{" + strings.Join(lines, ", ") + "}"
 	}
 	panic(fmt.Sprintf("ctrdconfig: cannot format %T", v))
-}
-
-// ErrUnsupportedValue is returned by CheckValue.
-var ErrUnsupportedValue = errors.New("unsupported value type")
-
-// CheckValue reports whether FormatValue can write v.
-func CheckValue(v any) error {
-	switch x := v.(type) {
-	case string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64, []string:
-		return nil
-	case []any:
-		for _, e := range x {
-			if err := CheckValue(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	case map[string]any:
-		for _, e := range x {
-			if err := CheckValue(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("%w %T", ErrUnsupportedValue, v)
 }

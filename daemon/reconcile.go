@@ -210,20 +210,26 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 		rep.Outcome, rep.Err = OutcomeError, err
 		return rep
 	}
-	if err := r.restartAndVerify(ctx, pending.Handlers); err != nil {
-		rep.Restarted = true
-		if ctx.Err() != nil {
-			// Stopping: not containerd's fault. The pending apply stays in
-			// the state file and Recover finishes it at the next start.
-			rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("interrupted before containerd was verified; finishing at the next start: %w", ctx.Err())
-			return rep
-		}
-		return r.rollback(ctx, rep, pending, err)
-	}
+	return r.finish(ctx, rep, pending)
+}
+
+// finish restarts containerd and verifies it serves the pending apply's
+// handlers, rolling back if it does not. A stop in the middle is not
+// containerd's fault: the pending apply stays in the state file and
+// Recover finishes it at the next start.
+func (r *Reconciler) finish(ctx context.Context, rep *Report, p *Pending) *Report {
+	err := r.restartAndVerify(ctx, p.Handlers)
 	rep.Restarted = true
-	r.savePending(nil)
-	r.Log.Info("containerd restarted and verified", "handlers", pending.Handlers)
-	return rep
+	switch {
+	case err == nil:
+		r.savePending(nil)
+		r.Log.Info("containerd restarted and verified", "handlers", p.Handlers)
+		return rep
+	case ctx.Err() != nil:
+		rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("interrupted before containerd was verified; finishing at the next start: %w", ctx.Err())
+		return rep
+	}
+	return r.rollback(ctx, rep, p, err)
 }
 
 func offeredNames(p *Plan) []string {
@@ -372,17 +378,7 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 	if r.Restarter == nil {
 		return nil
 	}
-	if err := r.restartAndVerify(ctx, p.Handlers); err != nil {
-		rep.Restarted = true
-		if ctx.Err() != nil {
-			rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("interrupted while finishing an earlier apply: %w", ctx.Err())
-			return rep
-		}
-		return r.rollback(ctx, rep, p, err)
-	}
-	rep.Restarted = true
-	r.savePending(nil)
-	return rep
+	return r.finish(ctx, rep, p)
 }
 
 // Pending is a written config whose restart and verification have not

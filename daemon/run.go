@@ -169,30 +169,43 @@ func newWatcher(log *slog.Logger, dirs ...string) (*watcher, error) {
 	return w, nil
 }
 
-// watch watches target, or its nearest existing ancestor.
+// watch watches target, or its nearest existing ancestor. A directory
+// created on the way between finding the ancestor and watching it would
+// never send an event, so it checks again after each Add and moves down
+// until nothing changed.
 func (w *watcher) watch(target string) error {
+	for {
+		dir := nearestDir(target)
+		if old, ok := w.watched[target]; ok && old == dir {
+			return nil
+		}
+		if err := w.Add(dir); err != nil {
+			return err
+		}
+		w.watched[target] = dir
+		if nearestDir(target) == dir {
+			if dir != filepath.Clean(target) {
+				w.log.Info("waiting for a directory to appear", "dir", target, "watching", dir)
+			}
+			return nil
+		}
+	}
+}
+
+// nearestDir returns target if it is a directory, else its nearest
+// existing ancestor.
+func nearestDir(target string) string {
 	dir := filepath.Clean(target)
 	for {
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			break
+			return dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			break
+			return dir
 		}
 		dir = parent
 	}
-	if old, ok := w.watched[target]; ok && old == dir {
-		return nil
-	}
-	if err := w.Add(dir); err != nil {
-		return err
-	}
-	if dir != filepath.Clean(target) {
-		w.log.Info("waiting for a directory to appear", "dir", target, "watching", dir)
-	}
-	w.watched[target] = dir
-	return nil
 }
 
 // classify maps an event to what it concerns, re-aiming watches when a

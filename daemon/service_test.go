@@ -179,13 +179,18 @@ func TestServiceWaitsForPolicyDir(t *testing.T) {
 	next(t, reports, OutcomeUnchanged)
 	os.MkdirAll(r.rec.Applier.Cfg.PolicyDir, 0o755)
 	os.WriteFile(filepath.Join(r.rec.Applier.Cfg.PolicyDir, "kata.toml"), []byte(kataPolicy), 0o644)
-	for {
-		rep := <-reports
-		if rep.Outcome == OutcomeApplied {
-			break
-		}
-		if rep.Outcome != OutcomeUnchanged {
-			t.Fatalf("outcome %s: %v", rep.Outcome, rep.Err)
+	// Bounded: a missed event would otherwise be hidden by the 5-minute
+	// resync.
+	deadline := time.After(5 * time.Second)
+	for applied := false; !applied; {
+		select {
+		case rep := <-reports:
+			if rep.Outcome != OutcomeApplied && rep.Outcome != OutcomeUnchanged {
+				t.Fatalf("outcome %s: %v", rep.Outcome, rep.Err)
+			}
+			applied = rep.Outcome == OutcomeApplied
+		case <-deadline:
+			t.Fatal("the policy in a directory created after start was not applied within 5 s")
 		}
 	}
 	if !bytes.Contains(r.config(), []byte("handler=kata")) {

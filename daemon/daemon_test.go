@@ -372,3 +372,26 @@ func TestStopDuringVerifyLeavesPendingApply(t *testing.T) {
 		t.Fatal("pending not cleared")
 	}
 }
+
+// TestRevertClearsLabels: after a revert nothing is offered, so the node
+// labels must go too, or RuntimeClasses keep selecting this node.
+func TestRevertClearsLabels(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.policy("kata.toml", kataPolicy)
+	r.rec.Reconcile(context.Background())
+	if labels, _ := os.ReadFile(r.cfg.NFDFeatureFile); !strings.Contains(string(labels), "handler.kata=true") {
+		t.Fatalf("labels after apply:\n%s", labels)
+	}
+	r.clock.advance(time.Hour)
+	rep := r.rec.ReconcileWith(context.Background(), PlanOptions{Revert: true, Command: "revert"})
+	if rep.Outcome != OutcomeApplied || !bytes.Equal(r.config(), r.orig) {
+		t.Fatalf("revert: %+v", rep)
+	}
+	if labels, _ := os.ReadFile(r.cfg.NFDFeatureFile); strings.Contains(string(labels), "handler.") {
+		t.Fatalf("labels after revert still name handlers:\n%s", labels)
+	}
+	if st, _ := LoadState(r.cfg.StateDir); st.Command != "revert" {
+		t.Fatalf("state command %q", st.Command)
+	}
+}

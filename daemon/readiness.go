@@ -56,6 +56,19 @@ func NFDFeatures(handlers []string, offered map[string]bool) []byte {
 	return b.Bytes()
 }
 
+// WriteLabels writes the NFD feature file for a plan: a line per policy
+// handler, none after a revert (so the labels go away with the handlers).
+// It reports whether the file changed.
+func WriteLabels(path string, p *Plan) (bool, error) {
+	var names []string
+	if p.Policy != nil {
+		for _, h := range p.Policy.Handlers {
+			names = append(names, h.Name)
+		}
+	}
+	return WriteIfChanged(path, NFDFeatures(names, p.OfferedSet()), 0o644)
+}
+
 // WriteIfChanged atomically writes data to path unless it already holds
 // exactly that, creating the directory. It reports whether it wrote.
 func WriteIfChanged(path string, data []byte, perm fs.FileMode) (bool, error) {

@@ -424,14 +424,7 @@ func (r *Reconciler) saveState(st *State) {
 }
 
 func (r *Reconciler) writeLabels(p *Plan) {
-	if p.Policy == nil {
-		return
-	}
-	var names []string
-	for _, h := range p.Policy.Handlers {
-		names = append(names, h.Name)
-	}
-	if _, err := WriteIfChanged(r.Applier.Cfg.NFDFeatureFile, NFDFeatures(names, p.OfferedSet()), 0o644); err != nil {
+	if _, err := WriteLabels(r.Applier.Cfg.NFDFeatureFile, p); err != nil {
 		r.Log.Warn("could not write node labels", "path", r.Applier.Cfg.NFDFeatureFile, "err", err)
 	}
 }

@@ -227,7 +227,7 @@ func applyFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		if *noValidate && !*dryRun {
 			return fmt.Errorf("%w: --no-validate needs --dry-run: nothing unvalidated is ever written", errUsage)
 		}
-		return e.change(ctx, daemon.PlanOptions{NoValidate: *noValidate}, *dryRun, *diff, *noRestart)
+		return e.change(ctx, daemon.PlanOptions{Command: "apply", NoValidate: *noValidate}, *dryRun, *diff, *noRestart)
 	}
 }
 
@@ -239,7 +239,7 @@ func revertFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		if err := noArgs(args); err != nil {
 			return err
 		}
-		return e.change(ctx, daemon.PlanOptions{Revert: true}, *dryRun, *diff, *noRestart)
+		return e.change(ctx, daemon.PlanOptions{Command: "revert", Revert: true}, *dryRun, *diff, *noRestart)
 	}
 }
 
@@ -259,10 +259,7 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 		defer unlock()
 	}
 	a := e.applier()
-	command := "apply"
-	if opts.Revert {
-		command = "revert"
-	}
+	command := opts.Command
 	plan, err := a.Plan(ctx, opts)
 	if err != nil {
 		if !dryRun {
@@ -271,15 +268,7 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff,
 		return err
 	}
 	res := plan.Result
-	for _, c := range res.Conflicts {
-		fmt.Fprintf(e.stderr, "warning: %s\n", c)
-	}
-	for _, r := range plan.Readiness {
-		if !r.Ready {
-			fmt.Fprintf(e.stderr, "withheld: %s is not ready: %s\n", r.Name, r.Reason())
-		}
-	}
-	summarize(e.stderr, res)
+	e.printPlan(plan)
 	if diff {
 		fmt.Fprint(e.stdout, plan.Diff(e.cfg.ContainerdConfig))
 	}
@@ -324,11 +313,7 @@ func (e *env) applyAndRestart(ctx context.Context, opts daemon.PlanOptions) erro
 	defer cancel()
 	// Bad input is reported as such, before anything about systemd.
 	if _, err := e.applier().Plan(ctx, opts); err != nil {
-		command := "apply"
-		if opts.Revert {
-			command = "revert"
-		}
-		e.saveState(daemon.StateOf(command, nil, daemon.Outcome(err), "", time.Now()), err)
+		e.saveState(daemon.StateOf(opts.Command, nil, daemon.Outcome(err), "", time.Now()), err)
 		return err
 	}
 	rec, closeFn, err := e.reconciler(ctx, true)
@@ -336,21 +321,9 @@ func (e *env) applyAndRestart(ctx context.Context, opts daemon.PlanOptions) erro
 		return fmt.Errorf("cannot restart containerd: %w", err)
 	}
 	defer closeFn()
-	opts.Command = "apply"
-	if opts.Revert {
-		opts.Command = "revert"
-	}
 	rep := rec.ReconcileWith(ctx, opts)
 	if rep.Plan != nil {
-		for _, c := range rep.Plan.Result.Conflicts {
-			fmt.Fprintf(e.stderr, "warning: %s\n", c)
-		}
-		for _, r := range rep.Plan.Readiness {
-			if !r.Ready {
-				fmt.Fprintf(e.stderr, "withheld: %s is not ready: %s\n", r.Name, r.Reason())
-			}
-		}
-		summarize(e.stderr, rep.Plan.Result)
+		e.printPlan(rep.Plan)
 	}
 	switch {
 	case rep.Err != nil:
@@ -377,13 +350,7 @@ func (e *env) saveState(st *daemon.State, err error) {
 
 // writeLabels updates the Node Feature Discovery feature file.
 func (e *env) writeLabels(plan *daemon.Plan) error {
-	var names []string
-	if plan.Policy != nil {
-		for _, h := range plan.Policy.Handlers {
-			names = append(names, h.Name)
-		}
-	}
-	wrote, err := daemon.WriteIfChanged(e.cfg.NFDFeatureFile, daemon.NFDFeatures(names, plan.OfferedSet()), 0o644)
+	wrote, err := daemon.WriteLabels(e.cfg.NFDFeatureFile, plan)
 	if err != nil {
 		return fmt.Errorf("writing node labels: %w", err)
 	}
@@ -391,6 +358,19 @@ func (e *env) writeLabels(plan *daemon.Plan) error {
 		fmt.Fprintf(e.stderr, "node labels updated in %s\n", e.cfg.NFDFeatureFile)
 	}
 	return nil
+}
+
+// printPlan says what a plan leaves out and changes.
+func (e *env) printPlan(p *daemon.Plan) {
+	for _, c := range p.Result.Conflicts {
+		fmt.Fprintf(e.stderr, "warning: %s\n", c)
+	}
+	for _, r := range p.Readiness {
+		if !r.Ready {
+			fmt.Fprintf(e.stderr, "withheld: %s is not ready: %s\n", r.Name, r.Reason())
+		}
+	}
+	summarize(e.stderr, p.Result)
 }
 
 func summarize(w io.Writer, r *ctrdconfig.Result) {

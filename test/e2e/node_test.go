@@ -9,11 +9,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +50,7 @@ type node struct {
 	cmd    *exec.Cmd
 	pid1   int
 	major  int
+	port   int    // the daemon's metrics port; nodes share the host's network
 	origin []byte // containerd's config before runtimeclassd started
 }
 
@@ -61,7 +65,7 @@ func bootNode(t *testing.T, name string, major int) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, name: name, dir: dir, root: filepath.Join(dir, "merged"), major: major}
+	n := &node{t: t, name: name, dir: dir, root: filepath.Join(dir, "merged"), major: major, port: nextPort()}
 	for _, d := range []string{"upper", "work", "merged"} {
 		os.Mkdir(filepath.Join(dir, d), 0o755)
 	}
@@ -103,6 +107,9 @@ func bootNode(t *testing.T, name string, major int) *node {
 // and containerd 2.4.2 with its default (version 4) config on a 2.x node.
 func (n *node) install() {
 	n.copyFile(debFile, "/var/tmp/runtimeclassd.deb", 0o644)
+	// A port of its own: every node shares the host's network namespace.
+	n.writeFile("/etc/systemd/system/runtimeclassd.service.d/e2e.conf", fmt.Sprintf(
+		"[Service]\nExecStart=\nExecStart=/usr/bin/runtimeclassd run --log-level info --web.listen-address 127.0.0.1:%d\n", n.port), 0o644)
 	// A container rootfs: just busybox.
 	n.copyFile(filepath.Join(rootfs, "bin/busybox"), "/var/lib/e2e-rootfs/bin/busybox", 0o755)
 	if n.major == 2 {
@@ -268,3 +275,26 @@ func (n *node) probe() (*ctrdhealth.Status, error) {
 }
 
 func (n *node) status() string { out, _ := n.sh("runtimeclassd status"); return out }
+
+var (
+	portMu   sync.Mutex
+	lastPort = 19860
+)
+
+func nextPort() int {
+	portMu.Lock()
+	defer portMu.Unlock()
+	lastPort++
+	return lastPort
+}
+
+// get fetches a path from the node's daemon, from the host.
+func (n *node) get(path string) (int, string, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.port, path))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}

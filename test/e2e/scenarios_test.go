@@ -90,10 +90,16 @@ func scenarios(t *testing.T, n *node) {
 	})
 
 	t.Run("drift: config rewritten without our block is repaired", func(t *testing.T) {
+		before := n.containerdPID()
 		n.writeFile("/etc/containerd/config.toml", string(n.origin), 0o644)
-		n.waitFor("block restored and served", 40*time.Second, func() error {
+		n.waitFor("block restored, containerd restarted and serving it", 40*time.Second, func() error {
 			if !strings.Contains(string(n.readFile("/etc/containerd/config.toml")), "handler=runc-alt") {
 				return fmt.Errorf("no block yet")
+			}
+			// containerd still serves runc-alt from memory until it
+			// restarts: only a new MainPID proves the repair reached it.
+			if pid := n.containerdPID(); pid == before || pid == "0" {
+				return fmt.Errorf("containerd not restarted yet")
 			}
 			st, err := n.probe()
 			if err != nil {
@@ -104,9 +110,20 @@ func scenarios(t *testing.T, n *node) {
 			}
 			return nil
 		})
-		metrics := n.mustSh("busybox wget -qO- http://127.0.0.1:9864/metrics || true")
-		if metrics != "" && !strings.Contains(metrics, "runtimeclassd_config_drift_total 1") {
-			t.Errorf("drift not counted:\n%s", grep(metrics, "runtimeclassd_"))
+		code, metrics, err := n.get("/metrics")
+		if err != nil || code != 200 {
+			t.Fatalf("/metrics: %d %v", code, err)
+		}
+		for _, want := range []string{"runtimeclassd_config_drift_total 1", `runtimeclassd_handler_ready{handler="runc-alt"} 1`,
+			`runtimeclassd_containerd_restarts_total{result="success"} 2`, "runtimeclassd_policy_valid 1", `runtimeclassd_build_info{`} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("/metrics lacks %q:\n%s", want, grep(metrics, "runtimeclassd_"))
+			}
+		}
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if code, body, err := n.get(path); err != nil || code != 200 || strings.TrimSpace(body) != "ok" {
+				t.Errorf("%s: %d %q %v", path, code, body, err)
+			}
 		}
 	})
 

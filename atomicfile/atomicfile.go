@@ -14,7 +14,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+
+	"github.com/runtimeclassd/runtimeclassd/internal/crashpoint"
 )
 
 // WriteFile atomically replaces path's contents with data. An existing
@@ -37,12 +40,15 @@ func WriteFile(path string, data []byte, perm fs.FileMode) (err error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	dir := filepath.Dir(target)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	dir, base := filepath.Dir(target), filepath.Base(target)
+	step := func(s string) { crashpoint.Hit("write " + base + ": " + s) }
+	step("begin")
+	f, err := os.CreateTemp(dir, TempPrefix(base)+"*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
+	step("temp created")
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -52,6 +58,7 @@ func WriteFile(path string, data []byte, perm fs.FileMode) (err error) {
 	if _, err = f.Write(data); err != nil {
 		return err
 	}
+	step("temp written")
 	if err = f.Chmod(mode); err != nil {
 		return err
 	}
@@ -63,13 +70,57 @@ func WriteFile(path string, data []byte, perm fs.FileMode) (err error) {
 	if err = f.Sync(); err != nil {
 		return err
 	}
+	step("temp synced")
 	if err = f.Close(); err != nil {
 		return err
 	}
 	if err = os.Rename(tmp, target); err != nil {
 		return err
 	}
-	return SyncDir(dir)
+	step("renamed")
+	if err = SyncDir(dir); err != nil {
+		return err
+	}
+	step("dir synced")
+	return nil
+}
+
+// TempPrefix is how the temporary files for base begin: hidden, and named
+// after the file they will replace.
+func TempPrefix(base string) string { return "." + base + ".tmp-" }
+
+// RemoveTemps deletes the temporary files that a writer killed before its
+// rename left next to path (or next to the file path's symlink points to),
+// and returns their names. Call it only while no other process writes that
+// file.
+func RemoveTemps(path string) ([]string, error) {
+	target, err := resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, base := filepath.Dir(target), filepath.Base(target)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), TempPrefix(base)) || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+		removed = append(removed, p)
+	}
+	if len(removed) > 0 {
+		return removed, SyncDir(dir)
+	}
+	return nil, nil
 }
 
 // SyncDir fsyncs a directory, making renames and removals in it durable.

@@ -1,12 +1,15 @@
 package atomicfile
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,55 +117,130 @@ func TestReadOnlyKeepsOldFile(t *testing.T) {
 	}
 }
 
-// TestCrashLeavesOldOrNew kills a writer process with SIGKILL at random
-// moments, many times: the file must always hold the old bytes or the new
-// ones, never anything else.
-func TestCrashLeavesOldOrNew(t *testing.T) {
+// crashSteps are WriteFile's steps in order, as crashpoint names them for a
+// file called config.toml; a crash before "renamed" must leave the old
+// bytes, at or after it the new ones.
+var crashSteps = []string{"begin", "temp created", "temp written", "temp synced", "renamed", "dir synced"}
+
+// TestCrashAtEveryStep kills a real writer process with SIGKILL at each step
+// of WriteFile: the file holds exactly the old bytes before the rename and
+// exactly the new ones from it on, and RemoveTemps clears what the killed
+// writer left behind.
+func TestCrashAtEveryStep(t *testing.T) {
 	t.Parallel()
-	if os.Getenv("ATOMICFILE_CHILD") != "" {
-		return
-	}
-	dir := t.TempDir()
-	p := filepath.Join(dir, "config.toml")
 	old := bytes.Repeat([]byte("old config line\n"), 20000)
 	next := bytes.Repeat([]byte("new config line\n"), 20000)
-	seen := map[string]int{}
-	for i := 0; i < 40; i++ {
-		os.WriteFile(p, old, 0o644)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-		cmd.Env = append(os.Environ(), "ATOMICFILE_CHILD="+p)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// The child needs a few ms to start; after that each write of
-		// 320 KB takes about a millisecond, so kills land everywhere in it.
-		time.Sleep(time.Duration(5000+rand.IntN(30000)) * time.Microsecond)
-		cmd.Process.Kill()
-		cmd.Wait()
-		b, _ := os.ReadFile(p)
-		switch {
-		case bytes.Equal(b, old):
-			seen["old"]++
-		case bytes.Equal(b, next):
-			seen["new"]++
-		default:
-			t.Fatalf("after a kill the file is neither old nor new (%d bytes)", len(b))
-		}
-	}
-	t.Logf("after 40 kills: %v", seen)
-	if seen["new"] == 0 {
-		t.Fatal("no kill landed after a write: the test did not exercise the writer")
+	for i, step := range crashSteps {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			p := filepath.Join(dir, "config.toml")
+			os.WriteFile(p, old, 0o644)
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
+			cmd.Env = append(os.Environ(), "ATOMICFILE_CHILD="+p, "ATOMICFILE_CHILD_ONCE=1",
+				"RUNTIMECLASSD_CRASH_AT=write config.toml: "+step)
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("the writer was not killed at %q: %v", step, err)
+			}
+			b, _ := os.ReadFile(p)
+			want, name := old, "old"
+			if i >= slices.Index(crashSteps, "renamed") {
+				want, name = next, "new"
+			}
+			if !bytes.Equal(b, want) {
+				t.Fatalf("killed at %q: the file is not the %s bytes (%d bytes)", step, name, len(b))
+			}
+			removed, err := RemoveTemps(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			left, _ := filepath.Glob(filepath.Join(dir, ".*"))
+			if len(left) != 0 {
+				t.Fatalf("temp files left after RemoveTemps: %v", left)
+			}
+			if b2, _ := os.ReadFile(p); !bytes.Equal(b2, want) {
+				t.Fatal("RemoveTemps changed the file")
+			}
+			t.Logf("killed at %q: %s bytes, removed %d temp files", step, name, len(removed))
+		})
 	}
 }
 
-// TestCrashChild is the writer TestCrashLeavesOldOrNew kills.
+// TestCrashAtRandomMoments kills a writer that alternates between two
+// contents at random moments, many times: the file must always hold one of
+// the complete contents (or the original), never a mix or a truncation. The
+// kill waits for the child to say it is writing, so a slow machine only
+// moves where the kills land, not what the test checks.
+func TestCrashAtRandomMoments(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config.toml")
+	old := bytes.Repeat([]byte("old config line\n"), 20000)
+	contents := map[string][]byte{"old": old, "a": childContent("a"), "b": childContent("b")}
+	seen := map[string]int{}
+	const runs = 60
+	for range runs {
+		os.WriteFile(p, old, 0o644)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
+		cmd.Env = append(os.Environ(), "ATOMICFILE_CHILD="+p)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatalf("the child never said it was writing: %v", err)
+		}
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		b, _ := os.ReadFile(p)
+		found := ""
+		for name, c := range contents {
+			if bytes.Equal(b, c) {
+				found = name
+			}
+		}
+		if found == "" {
+			t.Fatalf("after a kill the file is none of the complete contents (%d bytes)", len(b))
+		}
+		seen[found]++
+		if _, err := RemoveTemps(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("after %d kills at random moments: %v", runs, seen)
+}
+
+func childContent(tag string) []byte {
+	return bytes.Repeat([]byte("new config line "+tag+"\n"), 20000)
+}
+
+// TestCrashChild is the writer the crash tests kill. It says "writing" on
+// stdout once it is about to write, then writes until killed (or once, with
+// ATOMICFILE_CHILD_ONCE, for the crashpoint test).
 func TestCrashChild(t *testing.T) {
 	p := os.Getenv("ATOMICFILE_CHILD")
 	if p == "" {
-		t.Skip("run by TestCrashLeavesOldOrNew")
+		t.Skip("run by the crash tests")
 	}
-	for {
+	if os.Getenv("ATOMICFILE_CHILD_ONCE") != "" {
 		if err := WriteFile(p, bytes.Repeat([]byte("new config line\n"), 20000), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.Exit(3) // the crashpoint should have killed us
+	}
+	fmt.Println("writing")
+	for i := 0; ; i++ {
+		tag := "a"
+		if i%2 == 1 {
+			tag = "b"
+		}
+		if err := WriteFile(p, childContent(tag), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

@@ -5,8 +5,9 @@
 // plugin reports an init error (introspection); the CRI runtime says
 // RuntimeReady; and every expected handler is served. On containerd 2.x the
 // handlers come from the CRI Status response; on 1.x, from the verbose
-// status's config. A CRI plugin that failed to initialise fails at once:
-// containerd will not retry it, so waiting longer cannot help.
+// status's config. A CRI plugin that failed to initialise fails at once, and
+// so does a ready CRI that lacks a handler: containerd reads both once, at
+// start, so waiting longer cannot help.
 //
 // It depends on containerd's API module and k8s.io/cri-api only, not on the
 // full containerd client.
@@ -39,6 +40,11 @@ type Checker struct {
 // ErrCRIFailed is a CRI plugin that failed to initialise.
 var ErrCRIFailed = errors.New("CRI plugin failed to load")
 
+// ErrHandlersMissing is a CRI that is up and ready without some of the
+// expected handlers. CRI reads its runtimes once, when it loads, so waiting
+// longer cannot help.
+var ErrHandlersMissing = errors.New("CRI does not serve the handlers")
+
 // Status is what one attempt saw.
 type Status struct {
 	Serving  bool
@@ -61,11 +67,11 @@ func (c *Checker) Verify(ctx context.Context, want []string) error {
 			return err
 		}
 		if err == nil {
-			if missing := subtract(want, st.Handlers); len(missing) > 0 {
-				err = fmt.Errorf("CRI does not serve the handlers %s (it serves %s)", strings.Join(missing, ", "), strings.Join(st.Handlers, ", "))
-			} else {
+			missing := subtract(want, st.Handlers)
+			if len(missing) == 0 {
 				return nil
 			}
+			return fmt.Errorf("%w %s (it serves %s)", ErrHandlersMissing, strings.Join(missing, ", "), strings.Join(st.Handlers, ", "))
 		}
 		last = err
 		select {

@@ -29,6 +29,9 @@ type Service struct {
 	Ready chan struct{}
 	// Reconciled, if set, receives every report (tests use it).
 	Reconciled chan<- *Report
+	// OwnWrite, if set, receives a value each time a config event turns out
+	// to be this daemon's own write and is ignored (tests use it).
+	OwnWrite chan<- struct{}
 }
 
 // trigger says why a reconcile is due.
@@ -110,6 +113,9 @@ func (s *Service) Run(ctx context.Context) error {
 			if due == trigConfig && s.Reconciler.ConfigIsOwnWrite() {
 				s.Log.Debug("config event from our own write; nothing to do")
 				due = 0
+				if s.OwnWrite != nil {
+					s.OwnWrite <- struct{}{}
+				}
 				continue
 			}
 			s.Log.Debug("reconciling", "policy", due&trigPolicy != 0, "config", due&trigConfig != 0, "resync", due&trigResync != 0)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -277,15 +278,27 @@ func (n *node) probe() (*ctrdhealth.Status, error) {
 func (n *node) status() string { out, _ := n.sh("runtimeclassd status"); return out }
 
 var (
-	portMu   sync.Mutex
-	lastPort = 19860
+	portMu sync.Mutex
+	given  = map[int]bool{}
 )
 
+// nextPort returns a loopback port that is free now and not given to
+// another node of this run, so that e2e runs side by side don't collide.
 func nextPort() int {
 	portMu.Lock()
 	defer portMu.Unlock()
-	lastPort++
-	return lastPort
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given[p] {
+			given[p] = true
+			return p
+		}
+	}
 }
 
 // get fetches a path from the node's daemon, from the host.
@@ -297,4 +310,35 @@ func (n *node) get(path string) (int, string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
+}
+
+// reconciles is the daemon's count of finished reconciles, from /metrics
+// (-1 if it can't be read).
+func (n *node) reconciles() int {
+	code, body, err := n.get("/metrics")
+	if err != nil || code != 200 {
+		return -1
+	}
+	total := 0
+	for _, l := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(l, "runtimeclassd_reconcile_total{"); ok {
+			if _, v, ok := strings.Cut(rest, "} "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				total += int(f)
+			}
+		}
+	}
+	return total
+}
+
+// waitReconciled waits until the daemon has finished a reconcile after the
+// count given: an event, not a guess at how long one takes.
+func (n *node) waitReconciled(after int) {
+	n.t.Helper()
+	n.waitFor("a reconcile", 60*time.Second, func() error {
+		if c := n.reconciles(); c <= after {
+			return fmt.Errorf("%d reconciles, waiting for more than %d", c, after)
+		}
+		return nil
+	})
 }

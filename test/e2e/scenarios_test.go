@@ -79,8 +79,9 @@ func scenarios(t *testing.T, n *node) {
 
 	t.Run("a second identical drop-in causes no restart", func(t *testing.T) {
 		before := n.containerdPID()
+		count := n.reconciles()
 		n.writeFile("/etc/runtimeclassd/policy.d/20-alt-again.toml", altHandler, 0o644)
-		time.Sleep(3 * time.Second) // debounce and a reconcile, with margin
+		n.waitReconciled(count)
 		if pid := n.containerdPID(); pid != before {
 			t.Fatalf("containerd restarted (MainPID %s -> %s)", before, pid)
 		}
@@ -164,10 +165,17 @@ func scenarios(t *testing.T, n *node) {
 		if got != taskPID+" RUNNING" {
 			t.Fatalf("task after the rollback: %q", got)
 		}
-		// Not retried while the inputs stay the same.
-		time.Sleep(2 * time.Second)
-		if s := n.status(); !strings.Contains(s, "rolled_back") && !strings.Contains(s, "invalid") {
-			t.Fatalf("status:\n%s", s)
+		// Not retried while the inputs stay the same: a resync (SIGHUP)
+		// finds the candidate on the bad list and restarts nothing.
+		pid := n.containerdPID()
+		count := n.reconciles()
+		n.mustSh("systemctl reload runtimeclassd")
+		n.waitReconciled(count)
+		if s := n.status(); !strings.Contains(s, "invalid (run,") || !strings.Contains(s, "rolled back before") {
+			t.Fatalf("status after a resync:\n%s", s)
+		}
+		if got := n.containerdPID(); got != pid {
+			t.Fatalf("the resync restarted containerd (MainPID %s -> %s)", pid, got)
 		}
 	})
 

@@ -7,21 +7,26 @@
 // Every host path goes through Host.Root, so tests build fake hosts in a
 // temp dir; symlinks are resolved inside that root, as in a chroot. A file
 // is safe when it is a regular file owned by root, not group- or
-// world-writable, in directories that are owned by root and not group- or
-// world-writable either. Files are checked through a descriptor opened with
-// O_NOFOLLOW on the resolved path, so a symlink swapped in after the check
-// fails the open instead of being trusted.
+// world-writable, and when every directory on the way to it is owned by
+// root and not group- or world-writable either: the directories of the path
+// as written (containerd executes it unresolved) and of every symlink hop,
+// not only the final target's. Files are checked through a descriptor
+// opened with O_NOFOLLOW on the resolved path, so a symlink swapped in after
+// the check fails the open instead of being trusted.
 package shimcheck
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
+
+	"github.com/runtimeclassd/runtimeclassd/internal/safepath"
 )
 
 // Handler is what the checks need to know about a runtime handler.
@@ -155,16 +160,28 @@ func (h *Host) checkShim(hd Handler) Check {
 	return pass(name, p+" ("+detail+")")
 }
 
-// lookPath finds an executable on the shim path and checks it. A candidate
-// that exists but fails the checks is reported, not skipped: containerd
-// would run it.
+// lookPath finds an executable on the shim path, as containerd does, and
+// checks it. A candidate that exists but fails the checks is reported, not
+// skipped: containerd would run it. So is an unsafe directory searched
+// before the shim is found: anyone who can write there could put a shim of
+// that name in it, and containerd would run that one.
 func (h *Host) lookPath(bin string) (string, string, error) {
 	for _, dir := range h.ShimPath {
 		if dir == "" || !filepath.IsAbs(dir) {
 			continue
 		}
+		rd, err := safepath.Resolve(h.root(), "/", dir)
+		if errors.Is(err, safepath.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = h.safeDir(rd)
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("shim path %s: %w", dir, err)
+		}
 		p := filepath.Join(dir, bin)
-		if _, err := os.Lstat(h.path(p)); err != nil {
+		if _, err := os.Lstat(h.path(filepath.Join(rd, bin))); err != nil {
 			continue
 		}
 		detail, err := h.safeFile(p, true)
@@ -176,27 +193,102 @@ func (h *Host) lookPath(bin string) (string, string, error) {
 	return "", "", fmt.Errorf("%s not found in %s", bin, strings.Join(h.ShimPath, ":"))
 }
 
+// checkPathValue checks a path a handler names, by how the shim uses it
+// (see kindOf).
 func (h *Host) checkPathValue(p Path) Check {
-	exec := p.Key == "options.BinaryName" || p.Key == "runtime_path"
-	if p.Key == "options.Root" {
-		// runc's state root: created by the runtime on first use.
-		if _, err := os.Lstat(h.path(p.Path)); errors.Is(err, os.ErrNotExist) {
-			dir, derr := h.safeDirs(filepath.Dir(p.Path))
-			if derr != nil {
-				return failf(p.Key, "%s: %v", p.Path, derr)
-			}
-			return pass(p.Key, p.Path+" does not exist yet; "+dir)
-		}
-		if _, err := h.safeDirs(p.Path); err != nil {
+	switch kindOf(p.Key) {
+	case kindExec, kindFile:
+		detail, err := h.safeFile(p.Path, kindOf(p.Key) == kindExec)
+		if err != nil {
 			return failf(p.Key, "%s: %v", p.Path, err)
 		}
-		return pass(p.Key, p.Path)
+		return pass(p.Key, p.Path+" ("+detail+")")
 	}
-	detail, err := h.safeFile(p.Path, exec)
+	detail, err := h.safeEntry(p.Path, kindOf(p.Key) == kindDir)
 	if err != nil {
 		return failf(p.Key, "%s: %v", p.Path, err)
 	}
 	return pass(p.Key, p.Path+" ("+detail+")")
+}
+
+// kind is how a shim uses a path.
+type kind int
+
+const (
+	kindAny  kind = iota // unknown use: a safe file or directory, or not there yet
+	kindExec             // executed
+	kindFile             // read
+	kindDir              // a directory the runtime keeps state in; created on first use
+)
+
+// kindOf tells how the path under a handler key is used. Option keys come
+// in containerd's canonical spelling (policy writes them so); keys of shims
+// whose options containerd doesn't know are kindAny.
+func kindOf(key string) kind {
+	switch key {
+	case "runtime_path", "options.BinaryName":
+		return kindExec
+	case "base_runtime_spec", "options.ConfigPath":
+		return kindFile
+	case "options.Root", "options.CriuImagePath", "options.CriuWorkPath":
+		return kindDir
+	}
+	return kindAny
+}
+
+// safeEntry checks a path that may be a directory, or may not exist yet
+// (the runtime creates it): if it exists, it must be a safe directory (or,
+// unless dirOnly, a safe regular file); if not, the directory that would
+// hold it must be safe.
+func (h *Host) safeEntry(hostPath string, dirOnly bool) (string, error) {
+	if !filepath.IsAbs(hostPath) {
+		return "", fmt.Errorf("path must be absolute")
+	}
+	resolved, err := safepath.Resolve(h.root(), "/", hostPath)
+	if errors.Is(err, safepath.ErrNotExist) {
+		parent := filepath.Dir(hostPath)
+		rp, err := safepath.Resolve(h.root(), "/", parent)
+		if errors.Is(err, safepath.ErrNotExist) {
+			return "", fmt.Errorf("directory %s does not exist", parent)
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := h.safeDir(rp); err != nil {
+			return "", err
+		}
+		return "does not exist yet; the directories that will hold it are root-owned and not writable by others", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Lstat(h.path(resolved))
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().IsRegular() && !dirOnly {
+		return h.safeFile(hostPath, false)
+	}
+	if err := h.safeDir(resolved); err != nil {
+		return "", err
+	}
+	return "root-owned directory", nil
+}
+
+// safeDir checks that a resolved path is a directory owned by root and not
+// writable by others (its parents were checked on the way to it).
+func (h *Host) safeDir(resolved string) error {
+	fi, err := os.Lstat(h.path(resolved))
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (%s)", resolved, fi.Mode().Type())
+	}
+	if err := safepath.RootOwned(resolved, fi); err != nil {
+		return fmt.Errorf("directory %w", err)
+	}
+	return nil
 }
 
 func (h *Host) checkRequire(r string, hd Handler) Check {
@@ -204,7 +296,7 @@ func (h *Host) checkRequire(r string, hd Handler) Check {
 	case r == "kvm":
 		return h.checkKVM()
 	case r == "vhost-vsock":
-		return h.checkCharDevice("vhost-vsock", "/dev/vhost-vsock", 10, 241)
+		return h.checkCharDevice("vhost-vsock", "/dev/vhost-vsock", 10, 241, os.O_RDWR)
 	case r == "kata-config":
 		return h.checkKataConfig(hd)
 	case r == "runsc":
@@ -214,7 +306,10 @@ func (h *Host) checkRequire(r string, hd Handler) Check {
 		}
 		return pass("runsc", p+" ("+detail+")")
 	case r == "nvidia":
-		return h.checkCharDevice("nvidia", "/dev/nvidiactl", 195, 255)
+		// Read-only: the packaged unit grants /dev/nvidiactl read access
+		// only (DeviceAllow=/dev/nvidiactl r), and an open that reaches
+		// the driver is all the check needs.
+		return h.checkCharDevice("nvidia", "/dev/nvidiactl", 195, 255, os.O_RDONLY)
 	case strings.HasPrefix(r, "path:"):
 		p := strings.TrimPrefix(r, "path:")
 		if !filepath.IsAbs(p) {
@@ -230,17 +325,22 @@ func (h *Host) checkRequire(r string, hd Handler) Check {
 }
 
 // checkCharDevice checks that a device node exists, is the expected
-// character device, and opens read-write.
-func (h *Host) checkCharDevice(name, dev string, major, minor uint32) Check {
-	f, err := h.openDevice(dev, major, minor)
+// character device, and opens with flag (the access the packaged unit's
+// DeviceAllow= grants for it).
+func (h *Host) checkCharDevice(name, dev string, major, minor uint32, flag int) Check {
+	f, err := h.openDevice(dev, major, minor, flag)
 	if err != nil {
 		return fail(name, err)
 	}
 	f.Close()
-	return pass(name, dev+" opens")
+	mode := "read-write"
+	if flag == os.O_RDONLY {
+		mode = "read-only"
+	}
+	return pass(name, dev+" opens "+mode)
 }
 
-func (h *Host) openDevice(dev string, major, minor uint32) (*os.File, error) {
+func (h *Host) openDevice(dev string, major, minor uint32, flag int) (*os.File, error) {
 	p := h.path(dev)
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -253,11 +353,15 @@ func (h *Host) openDevice(dev string, major, minor uint32) (*os.File, error) {
 		return nil, fmt.Errorf("%s is not a character device (%s)", dev, fi.Mode().Type())
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	if maj, mnr := unixMajor(st.Rdev), unixMinor(st.Rdev); maj != major || minor != 255 && mnr != minor {
+	if maj, mnr := unixMajor(st.Rdev), unixMinor(st.Rdev); maj != major || mnr != minor {
 		return nil, fmt.Errorf("%s is device %d:%d, want %d:%d", dev, maj, mnr, major, minor)
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	f, err := os.OpenFile(p, flag|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the host path under Root says nothing more
+		}
 		return nil, fmt.Errorf("opening %s: %w", dev, err)
 	}
 	return f, nil
@@ -267,7 +371,7 @@ func (h *Host) openDevice(dev string, major, minor uint32) (*os.File, error) {
 const kvmGetAPIVersion = 0xAE00
 
 func (h *Host) checkKVM() Check {
-	f, err := h.openDevice("/dev/kvm", 10, 232)
+	f, err := h.openDevice("/dev/kvm", 10, 232, os.O_RDWR)
 	if err != nil {
 		return fail("kvm", err)
 	}
@@ -303,11 +407,10 @@ func (h *Host) openSafe(hostPath string, exec bool) (*os.File, string, error) {
 	if !filepath.IsAbs(hostPath) {
 		return nil, "", fmt.Errorf("path must be absolute")
 	}
-	resolved, err := resolveIn(h.root(), hostPath)
+	// Every directory on the way, hop by hop, must be safe; the file
+	// itself is checked once opened.
+	resolved, err := safepath.Resolve(h.root(), "/", hostPath)
 	if err != nil {
-		return nil, "", err
-	}
-	if _, err := h.safeDirs(filepath.Dir(resolved)); err != nil {
 		return nil, "", err
 	}
 	if h.beforeOpen != nil {
@@ -342,7 +445,7 @@ func (h *Host) checkOpen(f *os.File, resolved string, exec bool) (string, error)
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 	}
-	if err := safeOwner(resolved, fi); err != nil {
+	if err := safepath.RootOwned(resolved, fi); err != nil {
 		return "", err
 	}
 	if !exec {
@@ -352,42 +455,6 @@ func (h *Host) checkOpen(f *os.File, resolved string, exec bool) (string, error)
 		return "", fmt.Errorf("not executable (mode %04o)", fi.Mode().Perm())
 	}
 	return h.binaryKind(f)
-}
-
-func safeOwner(p string, fi os.FileInfo) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("%s: cannot read owner", p)
-	}
-	if st.Uid != 0 {
-		return fmt.Errorf("%s is owned by uid %d, not root", p, st.Uid)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s is group- or world-writable (mode %04o)", p, fi.Mode().Perm())
-	}
-	return nil
-}
-
-// safeDirs checks dir and every parent up to the root.
-func (h *Host) safeDirs(dir string) (string, error) {
-	for d := dir; ; d = filepath.Dir(d) {
-		fi, err := os.Lstat(h.path(d))
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("directory %s does not exist", d)
-		}
-		if err != nil {
-			return "", fmt.Errorf("directory %s: %w", d, err)
-		}
-		if !fi.IsDir() {
-			return "", fmt.Errorf("%s is not a directory", d)
-		}
-		if err := safeOwner(d, fi); err != nil {
-			return "", fmt.Errorf("directory %w", err)
-		}
-		if d == "/" {
-			return "parent directories are root-owned and not writable by others", nil
-		}
-	}
 }
 
 // binaryKind tells an ELF for the right machine or a script apart from
@@ -409,49 +476,4 @@ func (h *Host) binaryKind(f io.ReaderAt) (string, error) {
 		return "", fmt.Errorf("ELF binary for %s, but this host is %s", machineName(machine), arch)
 	}
 	return "ELF " + machineName(machine), nil
-}
-
-// resolveIn resolves symlinks in p as if root were "/": absolute link
-// targets restart from root, and ".." never climbs above it. It returns the
-// resolved host path (without root).
-func resolveIn(root, p string) (string, error) {
-	const maxLinks = 40
-	links := 0
-	done := "/"
-	rest := strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/")
-	for len(rest) > 0 {
-		part := rest[0]
-		rest = rest[1:]
-		switch part {
-		case "", ".":
-			continue
-		case "..":
-			done = filepath.Dir(done)
-			continue
-		}
-		next := filepath.Join(done, part)
-		fi, err := os.Lstat(filepath.Join(root, next))
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return "", fmt.Errorf("does not exist")
-			}
-			return "", err
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			done = next
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", fmt.Errorf("too many levels of symbolic links")
-		}
-		target, err := os.Readlink(filepath.Join(root, next))
-		if err != nil {
-			return "", err
-		}
-		if filepath.IsAbs(target) {
-			done = "/"
-		}
-		rest = append(strings.Split(target, "/"), rest...)
-	}
-	return done, nil
 }

@@ -110,10 +110,47 @@ func TestShimChecks(t *testing.T) {
 		{"symlink climbing out of the root", func(h *fakeHost) {
 			os.Symlink("../../../../../../../../bin/true", filepath.Join(h.root, "/usr/bin/containerd-shim-kata-v2"))
 		}, kataHandler(), false, "does not exist"},
+		{"world-writable directory earlier on the shim path", func(h *fakeHost) {
+			h.write(kataShim, elfBinary(t, 0), 0o755)
+			os.Chmod(filepath.Join(h.root, "/usr/bin"), 0o777)
+		}, kataHandler(), false, "directory /usr/bin is group- or world-writable"},
 		{"earlier unsafe candidate is reported, not skipped", func(h *fakeHost) {
 			h.write(kataShim, elfBinary(t, 0), 0o755)
 			h.write("/usr/bin/containerd-shim-kata-v2", elfBinary(t, 0), 0o777)
 		}, kataHandler(), false, "/usr/bin/containerd-shim-kata-v2: /usr/bin/containerd-shim-kata-v2 is group- or world-writable"},
+		// Hole 2 of issue 7: containerd executes the path as written, so the
+		// directories of the unresolved path and of every hop count, not only
+		// the final target's.
+		{"symlink in a world-writable directory", func(h *fakeHost) {
+			h.write(kataShim, elfBinary(t, 0), 0o755)
+			os.Chmod(filepath.Join(h.root, "/usr/local/bin"), 0o777)
+			os.Symlink(kataShim, filepath.Join(h.root, "/usr/local/bin/containerd-shim-kata-v2"))
+		}, kataHandler(), false, "directory /usr/local/bin is group- or world-writable (mode 0777)"},
+		{"symlink in a sticky world-writable directory", func(h *fakeHost) {
+			h.write(kataShim, elfBinary(t, 0), 0o755)
+			os.Chmod(filepath.Join(h.root, "/usr/local/bin"), os.ModeSticky|0o777)
+			os.Symlink(kataShim, filepath.Join(h.root, "/usr/local/bin/containerd-shim-kata-v2"))
+		}, kataHandler(), false, "directory /usr/local/bin is group- or world-writable (mode 1777)"},
+		{"symlink chain through a world-writable directory", func(h *fakeHost) {
+			h.write(kataShim, elfBinary(t, 0), 0o755)
+			h.mkdir("/var/ww")
+			os.Chmod(filepath.Join(h.root, "/var/ww"), 0o777)
+			os.Symlink(kataShim, filepath.Join(h.root, "/var/ww/hop"))
+			os.Symlink("../../../var/ww/hop", filepath.Join(h.root, "/usr/local/bin/containerd-shim-kata-v2"))
+		}, kataHandler(), false, "directory /var/ww is group- or world-writable"},
+		{"symlinked parent owned by a user", func(h *fakeHost) {
+			h.write(kataShim, elfBinary(t, 0), 0o755)
+			h.mkdir("/srv/eve")
+			os.Chown(filepath.Join(h.root, "/srv/eve"), 1000, 1000)
+			os.Symlink(kataShim, filepath.Join(h.root, "/srv/eve/shim"))
+			os.RemoveAll(filepath.Join(h.root, "/usr/local/bin"))
+			os.Symlink("/srv/eve", filepath.Join(h.root, "/usr/local/bin"))
+		}, kataHandler(), false, "directory /srv/eve is owned by uid 1000"},
+		{"hardlink to a file a user owns", func(h *fakeHost) {
+			h.write("/opt/kata/bin/real", elfBinary(t, 0), 0o755)
+			os.Chown(filepath.Join(h.root, "/opt/kata/bin/real"), 1000, 1000)
+			os.Link(filepath.Join(h.root, "/opt/kata/bin/real"), filepath.Join(h.root, kataShim))
+		}, kataHandler(), false, "owned by uid 1000"},
 		{"runtime_path wins", func(h *fakeHost) { h.write("/opt/x/shim", elfBinary(t, 0), 0o755) },
 			Handler{Name: "x", RuntimeType: "io.containerd.kata.v2", RuntimePath: "/opt/x/shim"}, true, "/opt/x/shim"},
 		{"runtime_path missing", func(h *fakeHost) { h.write(kataShim, elfBinary(t, 0), 0o755) },
@@ -187,6 +224,46 @@ func TestPathValues(t *testing.T) {
 	}
 }
 
+// TestPathKinds: each path a handler names is checked by how the shim uses
+// it, with the same directory rules as the shim, hop by hop.
+func TestPathKinds(t *testing.T) {
+	t.Parallel()
+	h := newFakeHost(t)
+	h.write(kataShim, elfBinary(t, 0), 0o755)
+	h.write("/usr/bin/crun", elfBinary(t, 0), 0o755)
+	h.mkdir("/var/ww")
+	os.Chmod(filepath.Join(h.root, "/var/ww"), 0o777)
+	os.Symlink("/usr/bin/crun", filepath.Join(h.root, "/var/ww/crun"))
+	os.Symlink("/var/ww/crun", filepath.Join(h.root, "/usr/bin/crun-link"))
+	h.mkdir("/run/eve")
+	os.Chown(filepath.Join(h.root, "/run/eve"), 1000, 1000)
+	h.mkdir("/run/safe")
+	h.write("/etc/runsc/log", nil, 0o644)
+	syscall.Mkfifo(filepath.Join(h.root, "/etc/runsc/fifo"), 0o644)
+	tests := []struct {
+		key, path string
+		want      string // "" for ok
+	}{
+		{"options.BinaryName", "/usr/bin/crun-link", "directory /var/ww is group- or world-writable"},
+		{"options.BinaryName", "/usr/bin/crun", ""},
+		{"options.Root", "/run/eve/runc", "directory /run/eve is owned by uid 1000"},
+		{"options.Root", "/run/eve", "directory /run/eve is owned by uid 1000"},
+		{"options.Root", "/run/safe/runc", ""},
+		{"options.CriuWorkPath", "/var/ww/criu", "directory /var/ww is group- or world-writable"},
+		{"options.CriuImagePath", "/usr/bin/crun", "not a directory"},
+		{"options.runsc_config.debug-log", "/var/ww/x", "directory /var/ww is group- or world-writable"},
+		{"options.runsc_config.debug-log", "/etc/runsc/log", ""},
+		{"options.runsc_config.debug-log", "/etc/runsc/new", ""},
+		{"options.binary_name", "/etc/runsc/fifo", "is not a directory"},
+	}
+	for _, tt := range tests {
+		c := h.host().checkPathValue(Path{tt.key, tt.path})
+		if tt.want == "" && !c.OK || tt.want != "" && (c.OK || !strings.Contains(c.Detail, tt.want)) {
+			t.Errorf("%s = %s: %+v, want %q", tt.key, tt.path, c, tt.want)
+		}
+	}
+}
+
 func TestDevices(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -200,6 +277,8 @@ func TestDevices(t *testing.T) {
 		{"kvm symlink", "kvm", func(h *fakeHost) { os.Symlink("/dev/null", filepath.Join(h.root, "/dev/kvm")) }, "not a character device"},
 		{"vsock missing", "vhost-vsock", func(h *fakeHost) {}, "/dev/vhost-vsock does not exist"},
 		{"nvidia missing", "nvidia", func(h *fakeHost) {}, "/dev/nvidiactl does not exist"},
+		{"nvidia wrong minor", "nvidia", func(h *fakeHost) { mknod(t, h, "/dev/nvidiactl", 195, 0) }, "/dev/nvidiactl is device 195:0, want 195:255"},
+		{"nvidia without a driver", "nvidia", func(h *fakeHost) { mknod(t, h, "/dev/nvidiactl", 195, 255) }, "opening /dev/nvidiactl: no such device or address"},
 		{"unknown", "sgx", func(h *fakeHost) {}, "unknown check"},
 		{"path missing", "path:/etc/thing", func(h *fakeHost) {}, "does not exist"},
 		{"runsc missing", "runsc", func(h *fakeHost) {}, "runsc not found"},

@@ -4,12 +4,15 @@
 // Load reads every *.toml file of a directory in lexical order, decodes it
 // strictly (an unknown key is an error with its file, line and column),
 // fills handlers from presets, and enforces the security rules: files owned
-// by root and not group- or world-writable, at most 1 MiB each, DNS-1123
-// handler names, runtime types of the form io.containerd.NAME.vN, clean
-// absolute path values under allowed prefixes, no wildcard annotations, and
-// no handler defined differently in two files. A Policy that Load returns
-// has passed every rule; on any violation Load returns every error it found
-// and no Policy.
+// by root and not group- or world-writable, reached only through such
+// directories, at most 1 MiB each; keys spelled exactly as documented;
+// DNS-1123 handler names, runtime types of the form io.containerd.NAME.vN;
+// options read the way containerd reads them (any casing), with every value
+// that names a file held to the path rules: clean absolute paths under
+// allowed prefixes; printable strings, finite numbers, bounded sizes; no
+// wildcard annotations; and no handler defined differently in two files. A
+// Policy that Load returns has passed every rule; on any violation Load
+// returns every error it found and no Policy. See docs/SECURITY.md.
 package policy
 
 import (
@@ -27,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/runtimeclassd/runtimeclassd/internal/safepath"
 )
 
 // MaxFileSize is the largest policy file Load reads.
@@ -92,7 +96,9 @@ type PathValue struct {
 	Path string
 }
 
-// Paths returns every path value of the handler, in a stable order.
+// Paths returns every path value of the handler, in a stable order: the
+// runtime's own path keys, and every option that containerd or the shim
+// reads as a file (see optionPaths).
 func (h *Handler) Paths() []PathValue {
 	var out []PathValue
 	for _, kv := range [][2]string{{"runtime_path", h.RuntimePath}, {"base_runtime_spec", h.BaseRuntimeSpec}} {
@@ -100,27 +106,7 @@ func (h *Handler) Paths() []PathValue {
 			out = append(out, PathValue{Key: kv[0], Path: kv[1]})
 		}
 	}
-	keys := make([]string, 0, len(h.Options))
-	for k := range h.Options {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if s, ok := h.Options[k].(string); ok && s != "" && isPathOption(k) {
-			out = append(out, PathValue{Key: "options." + k, Path: s})
-		}
-	}
-	return out
-}
-
-// isPathOption says whether an options key holds a host path that
-// containerd or the shim will read or execute.
-func isPathOption(k string) bool {
-	switch k {
-	case "BinaryName", "Root":
-		return true
-	}
-	return strings.HasSuffix(k, "Path")
+	return append(out, optionPaths(h.RuntimeType, h.Options)...)
 }
 
 // Policy is the validated union of all policy files.
@@ -226,15 +212,8 @@ func sameHandler(a, b *Handler) bool {
 }
 
 func checkOwnership(path string, fi fs.FileInfo) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("%s: cannot read owner", path)
-	}
-	if st.Uid != 0 {
-		return fmt.Errorf("%s: owned by uid %d, must be owned by root", path, st.Uid)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s: mode %04o is group- or world-writable; chmod go-w", path, fi.Mode().Perm())
+	if err := safepath.RootOwned(path, fi); err != nil {
+		return fmt.Errorf("%w; only root may write policy", err)
 	}
 	return nil
 }
@@ -268,13 +247,37 @@ func loadFile(path string, opts Options) ([]Handler, error) {
 	return parse(path, src, opts)
 }
 
-// readSafe opens path (following a symlink), checks the opened file itself,
+// readSafe opens path (following symlinks), checks the opened file itself,
 // so that nothing can be swapped in between, and reads at most MaxFileSize
-// bytes.
+// bytes. A symlink is followed hop by hop from the file's directory, and
+// every directory on the way must be root's alone, as the policy dir is.
 func readSafe(path string, opts Options) ([]byte, error) {
+	if name := filepath.Base(path); printable(name) != name {
+		return nil, fmt.Errorf("%s: a policy file name must not contain control, format or separator characters", printable(path))
+	}
+	open := path
+	if !opts.SkipOwnership {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		resolved, err := safepath.Resolve("/", filepath.Dir(abs), filepath.Base(abs))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		open = resolved
+	}
 	// O_NONBLOCK: a FIFO named *.toml must not hang the reader; the check
-	// below refuses it. Regular files ignore the flag.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// below refuses it. Regular files ignore the flag. O_NOFOLLOW: the
+	// resolved path must still be what was checked.
+	flags := os.O_RDONLY | syscall.O_NONBLOCK
+	if open != path {
+		flags |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(open, flags, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s: %s was replaced by a symlink while it was checked", path, open)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +287,7 @@ func readSafe(path string, opts Options) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
 	}
 	if !opts.SkipOwnership {
 		if err := checkOwnership(path, fi); err != nil {
@@ -308,31 +311,32 @@ func Parse(name string, src []byte, opts Options) ([]Handler, error) {
 }
 
 func parse(name string, src []byte, opts Options) ([]Handler, error) {
+	name = printable(name)
 	var spec fileSpec
 	dec := toml.NewDecoder(strings.NewReader(string(src)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&spec); err != nil {
 		return nil, decodeError(name, err)
 	}
-	pos := positions(src)
-	at := func(key ...string) string {
-		if p, ok := pos.find(key); ok {
+	pos, keys := positions(src)
+	at := func(p position) string {
+		if p.line > 0 {
 			return fmt.Sprintf("%s:%d:%d", name, p.line, p.col)
 		}
 		return name
 	}
-	names := make([]string, 0, len(spec.Handlers))
-	for n := range spec.Handlers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	type located struct {
 		pos position
 		err error
 	}
 	var errs []located
+	for _, k := range keys {
+		if msg := checkSpelling(k.path); msg != "" {
+			errs = append(errs, located{k.pos, fmt.Errorf("%s: %s: %s", at(k.pos), keyPath(k.path), msg)})
+		}
+	}
 	var out []Handler
-	for _, n := range names {
+	for _, n := range sortedKeys(spec.Handlers) {
 		s := spec.Handlers[n]
 		if s == nil {
 			continue
@@ -341,7 +345,7 @@ func parse(name string, src []byte, opts Options) ([]Handler, error) {
 		for _, e := range herrs {
 			key := append([]string{"handlers", n}, e.key...)
 			p, _ := pos.find(key)
-			errs = append(errs, located{p, fmt.Errorf("%s: handlers.%s%s: %s", at(key...), n, dotted(e.key), e.msg)})
+			errs = append(errs, located{p, fmt.Errorf("%s: %s: %s", at(p), keyPath(key), e.msg)})
 		}
 		if len(herrs) == 0 {
 			h.Source = name
@@ -362,11 +366,36 @@ func parse(name string, src []byte, opts Options) ([]Handler, error) {
 	return out, nil
 }
 
-func dotted(key []string) string {
-	if len(key) == 0 {
+// handlerKeys are the keys of a handler table, spelled as they must be.
+var handlerKeys = func() []string {
+	var keys []string
+	t := reflect.TypeOf(handlerSpec{})
+	for i := 0; i < t.NumField(); i++ {
+		keys = append(keys, t.Field(i).Tag.Get("toml"))
+	}
+	return keys
+}()
+
+// checkSpelling refuses a policy key that the decoder matched to a schema
+// key without regard to case (go-toml does): `RUNTIME_PATH` next to
+// `runtime_path` would set one field twice, and which one wins is the
+// decoder's secret. Keys are written exactly as documented.
+func checkSpelling(path []string) string {
+	want := func(got, canon string) string {
+		if got != canon && strings.EqualFold(got, canon) {
+			return fmt.Sprintf("write %s: keys are spelled exactly as documented", canon)
+		}
 		return ""
 	}
-	return "." + strings.Join(key, ".")
+	if msg := want(path[0], "handlers"); msg != "" || len(path) < 3 {
+		return msg
+	}
+	for _, k := range handlerKeys {
+		if msg := want(path[2], k); msg != "" {
+			return msg
+		}
+	}
+	return ""
 }
 
 func decodeError(name string, err error) error {
@@ -375,20 +404,20 @@ func decodeError(name string, err error) error {
 		var errs []error
 		for _, e := range sme.Errors {
 			row, col := e.Position()
-			errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %s", name, row, col, strings.Join(e.Key(), ".")))
+			errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %s", name, row, col, keyPath(e.Key())))
 		}
 		return errors.Join(errs...)
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, col := de.Position()
-		msg := de.Error()
+		msg := printable(de.Error())
 		if k := de.Key(); len(k) > 0 {
-			msg = strings.Join(k, ".") + ": " + msg
+			msg = keyPath(k) + ": " + msg
 		}
 		return fmt.Errorf("%s:%d:%d: %s", name, row, col, msg)
 	}
-	return fmt.Errorf("%s: %w", name, err)
+	return fmt.Errorf("%s: %s", name, printable(err.Error()))
 }
 
 type fieldErr struct {
@@ -448,15 +477,15 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 	if s.Requires != nil {
 		h.Requires = s.Requires
 	}
+	// Options are read the way containerd reads them for this runtime
+	// type; known keys are kept in containerd's spelling, and a policy
+	// key replaces a preset key that is the same option to containerd.
+	var written map[string]string
 	if len(s.Options) > 0 {
-		merged := map[string]any{}
-		for k, v := range h.Options {
-			merged[k] = v
-		}
-		for k, v := range s.Options {
-			merged[k] = v
-		}
-		h.Options = merged
+		errs = append(errs, checkOptions(h.RuntimeType, s.Options)...)
+		var own map[string]any
+		own, written = canonicalOptions(h.RuntimeType, s.Options)
+		h.Options = mergeOptions(h.Options, own)
 	}
 
 	switch {
@@ -486,14 +515,21 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 			}
 		}
 	}
-	for k, v := range h.Options {
-		if err := checkOptionValue(v); err != nil {
-			fail(err.Error(), "options", k)
-		}
-	}
 	for _, pv := range h.Paths() {
 		if msg := checkPath(pv.Path, opts.prefixes()); msg != "" {
-			fail(msg, strings.Split(pv.Key, ".")...)
+			key := strings.Split(pv.Key, ".")
+			if len(key) > 1 && key[0] == "options" && written[key[1]] != "" {
+				key[1] = written[key[1]] // where the policy wrote it
+			}
+			fail(msg, key...)
+		}
+	}
+	for _, list := range []struct {
+		key string
+		v   []string
+	}{{"pod_annotations", h.PodAnnotations}, {"container_annotations", h.ContainerAnnotations}, {"requires", h.Requires}} {
+		if len(list.v) > maxList {
+			fail(fmt.Sprintf("list of %d values; at most %d", len(list.v), maxList), list.key)
 		}
 	}
 	for _, r := range h.Requires {
@@ -504,13 +540,17 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 	return h, errs
 }
 
-// checkPath applies the path rules: absolute, clean, under a prefix.
+// checkPath applies the path rules: printable, absolute, clean, under a
+// prefix.
 func checkPath(p string, prefixes []string) string {
+	if msg := checkString(p); msg != "" {
+		return msg
+	}
 	if !filepath.IsAbs(p) {
 		return fmt.Sprintf("path %q must be absolute", p)
 	}
 	if filepath.Clean(p) != p || slices.Contains(strings.Split(p, "/"), "..") {
-		return fmt.Sprintf("path %q must be clean (no '..', '//' or trailing '/'); write %q", p, filepath.Clean(p))
+		return fmt.Sprintf("path %q must be clean (no '..', '.', '//' or trailing '/'); write %q", p, filepath.Clean(p))
 	}
 	for _, pre := range prefixes {
 		if p == pre || strings.HasPrefix(p, strings.TrimSuffix(pre, "/")+"/") {
@@ -535,26 +575,4 @@ func checkRequire(r string, prefixes []string) string {
 		return ""
 	}
 	return fmt.Sprintf("unknown check %q (known: %s, path:/ABSOLUTE/PATH)", r, strings.Join(KnownChecks, ", "))
-}
-
-func checkOptionValue(v any) error {
-	switch x := v.(type) {
-	case string, bool, int64, float64:
-		return nil
-	case []any:
-		for _, e := range x {
-			if err := checkOptionValue(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	case map[string]any:
-		for _, e := range x {
-			if err := checkOptionValue(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("value of type %T is not supported in options (use strings, booleans, numbers or arrays)", v)
 }

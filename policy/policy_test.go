@@ -151,7 +151,10 @@ func TestFileSafety(t *testing.T) {
 			}
 		}, "group- or world-writable"},
 		{"symlink to a directory", func(t *testing.T, dir string) {
-			if err := os.Symlink(t.TempDir(), filepath.Join(dir, "dir.toml")); err != nil {
+			if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("sub", filepath.Join(dir, "dir.toml")); err != nil {
 				t.Fatal(err)
 			}
 		}, "not a regular file"},
@@ -279,5 +282,132 @@ func chown(t *testing.T, p string, uid int) {
 	}
 	if err := os.Lchown(p, uid, uid); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOptionsAsContainerdReadsThem: containerd matches option names without
+// regard to case (go-toml v1 in 1.x tries four spellings, go-toml v2 in 2.x
+// folds any casing), so every spelling of a path option gets the path
+// rules, known runc keys are written in containerd's spelling, and one
+// option set under two spellings is refused (issue 7, hole 1).
+func TestOptionsAsContainerdReadsThem(t *testing.T) {
+	t.Parallel()
+	runc := "[handlers.x]\nruntime_type = \"io.containerd.runc.v2\"\n[handlers.x.options]\n"
+	kata := "[handlers.x]\nruntime_type = \"io.containerd.kata.v2\"\n[handlers.x.options]\n"
+	bad := []struct {
+		name, body string
+		want       []string
+	}{
+		{"lowercase binaryname", runc + "binaryname = \"/tmp/evil/runc\"\n", []string{"p.toml:4:1", "handlers.x.options.binaryname", `path "/tmp/evil/runc" is not under an allowed prefix`}},
+		{"uppercase BINARYNAME", runc + "BINARYNAME = \"/tmp/evil/runc\"\n", []string{"p.toml:4:1", "not under an allowed prefix"}},
+		{"lowerCamel binaryName", runc + "binaryName = \"/tmp/evil/runc\"\n", []string{"p.toml:4:1", "not under an allowed prefix"}},
+		{"any casing (containerd 2.x)", runc + "bInArYnAmE = \"/tmp/evil/runc\"\n", []string{"p.toml:4:1", "not under an allowed prefix"}},
+		{"relative binary", runc + "binaryname = \"runc\"\n", []string{"p.toml:4:1", "must be absolute"}},
+		{"root lowercase", runc + "root = \"/home/eve/runc\"\n", []string{"p.toml:4:1", "options.root", "not under an allowed prefix"}},
+		{"criu work path", runc + "criuworkpath = \"/tmp/criu\"\n", []string{"p.toml:4:1", "not under an allowed prefix"}},
+		{"kata configpath", kata + "configpath = \"/home/x/kata.toml\"\n", []string{"p.toml:4:1", "options.configpath", "not under an allowed prefix"}},
+		{"kata CONFIGPATH", kata + "CONFIGPATH = \"/home/x/kata.toml\"\n", []string{"p.toml:4:1", "not under an allowed prefix"}},
+		{"two spellings", runc + "BinaryName = \"/usr/bin/crun\"\nbinaryname = \"/usr/bin/runc\"\n", []string{"p.toml:5:1", "binaryname is also set as BinaryName", "both are BinaryName to it"}},
+		{"two spellings of an unknown shim's key", kata + "Foo = 1\nfoo = 2\n", []string{"p.toml:5:1", "foo is also set as Foo"}},
+		{"unknown runc key", runc + "BinaryNam = \"/usr/bin/crun\"\n", []string{"p.toml:4:1", "unknown option BinaryNam for the runc shim; did you mean BinaryName?", "known: NoPivotRoot"}},
+		{"deprecated CriuPath", runc + "CriuPath = \"/usr/sbin/criu\"\n", []string{"p.toml:4:1", "CriuPath is deprecated"}},
+		{"TaskApiAddress", runc + "taskapiaddress = \"ttrpc+unix:///tmp/x\"\n", []string{"p.toml:4:1", "set by containerd's clients"}},
+		{"ConfigBody", kata + "ConfigBody = \"x\"\n", []string{"p.toml:4:1", "containerd fills ConfigBody itself"}},
+		{"bool as a string", runc + "SystemdCgroup = \"true\"\n", []string{"p.toml:4:1", "SystemdCgroup must be true or false"}},
+		{"negative uid", runc + "IoUid = -1\n", []string{"p.toml:4:1", "IoUid must be an integer from 0 to 4294967295"}},
+		{"uid too large", runc + "IoGid = 4294967296\n", []string{"p.toml:4:1", "IoGid must be an integer"}},
+		{"Kelvin sign", runc + "\"NoNew\u212Aeyring\" = true\n", []string{"p.toml:4:1", `"NoNew\u212aeyring" must be letters, digits`}},
+		{"dotted option key", kata + "\"a.b\" = 1\n", []string{"p.toml:4:1", `"a.b" must be letters`}},
+		{"unknown shim binary", kata + "binary_name = \"/tmp/evil\"\n", []string{"p.toml:4:1", "options.binary_name", "not under an allowed prefix"}},
+		{"unknown shim relative binary", kata + "shim_bin = \"evil\"\n", []string{"p.toml:4:1", "must be absolute"}},
+		{"unknown shim nested path", kata + "[handlers.x.options.runsc_config]\ndebug-log = \"/tmp/runsc/\"\n", []string{"p.toml:5:1", "options.runsc_config.debug-log", "must be clean"}},
+		{"unknown shim absolute value", kata + "Anything = \"/tmp/x\"\n", []string{"p.toml:4:1", "not under an allowed prefix"}},
+		{"unknown shim path in a list", kata + "args = [\"--log\", \"/var/tmp/x\"]\n", []string{"p.toml:4:1", "not under an allowed prefix"}},
+		{"nan", kata + "Weight = nan\n", []string{"p.toml:4:1", "NaN is not a finite number"}},
+		{"inf", kata + "Weight = -inf\n", []string{"p.toml:4:1", "-Inf is not a finite number"}},
+		{"inf in a list", kata + "Weights = [1.0, inf]\n", []string{"p.toml:4:1", "+Inf is not a finite number"}},
+		{"newline in a value", kata + "Note = \"a\\n# runtimeclassd:end handler=x\"\n", []string{"p.toml:4:1", "U+000A"}},
+		{"bidi override in a value", kata + "Note = \"abc\\u202Edef\"\n", []string{"p.toml:4:1", "U+202E"}},
+		{"line separator in a value", kata + "Note = \"a\\u2028b\"\n", []string{"p.toml:4:1", "U+2028"}},
+		{"NUL in a path", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nruntime_path = \"/usr/bin/x\\u0000y\"\n", []string{"p.toml:3:1", "U+0000"}},
+		{"deep nesting", kata + "a = [[[[[1]]]]]\n", []string{"p.toml:4:1", "nested more than 4 levels"}},
+		{"huge list", kata + "a = [" + strings.Repeat("1,", 300) + "1]\n", []string{"p.toml:4:1", "list of 301 values"}},
+		{"huge string", kata + "a = \"" + strings.Repeat("x", 5000) + "\"\n", []string{"p.toml:4:1", "string of 5000 bytes"}},
+		{"non-canonical handler key", "[handlers.x]\nRUNTIME_TYPE = \"io.containerd.x.v1\"\n", []string{"p.toml:2:1", "write runtime_type"}},
+		{"a handler key twice under two spellings", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nruntime_path = \"/usr/bin/x\"\nRuntime_Path = \"/usr/bin/y\"\n", []string{"p.toml:4:1", "write runtime_path"}},
+		{"trailing dot", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nruntime_path = \"/usr/bin/.\"\n", []string{"p.toml:3:1", "must be clean"}},
+		{"double slash", "[handlers.x]\nruntime_type = \"io.containerd.x.v1\"\nruntime_path = \"/usr//bin/x\"\n", []string{"p.toml:3:1", "must be clean"}},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hs, err := Parse("p.toml", []byte(tt.body), Options{})
+			if err == nil {
+				t.Fatalf("accepted: %+v", hs)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+
+	good := []struct {
+		name, body string
+		opts       map[string]any
+		paths      []PathValue
+	}{
+		{"lowercase runc keys are written in containerd's spelling", runc + "binaryname = \"/usr/bin/crun\"\nsystemdcgroup = true\nIOUID = 1000\n",
+			map[string]any{"BinaryName": "/usr/bin/crun", "SystemdCgroup": true, "IoUid": int64(1000)}, []PathValue{{"options.BinaryName", "/usr/bin/crun"}}},
+		{"a policy key replaces the preset's under any spelling", "[handlers.x]\npreset = \"crun\"\n[handlers.x.options]\nbinaryname = \"/usr/local/bin/crun\"\n",
+			map[string]any{"BinaryName": "/usr/local/bin/crun"}, []PathValue{{"options.BinaryName", "/usr/local/bin/crun"}}},
+		{"kata's configpath is containerd's ConfigPath", "[handlers.x]\npreset = \"kata-qemu\"\n[handlers.x.options]\nconfigpath = \"/etc/kata/q.toml\"\n",
+			map[string]any{"ConfigPath": "/etc/kata/q.toml"}, []PathValue{{"options.ConfigPath", "/etc/kata/q.toml"}}},
+		{"an unknown shim's paths, nested", "[handlers.x]\nruntime_type = \"io.containerd.runsc.v1\"\n[handlers.x.options]\nTypeUrl = \"io.containerd.runsc.v1.options\"\nbinary_name = \"/usr/bin/runsc\"\n[handlers.x.options.runsc_config]\nplatform = \"ptrace\"\ndebug-log = \"/etc/runsc/log\"\n",
+			map[string]any{"TypeUrl": "io.containerd.runsc.v1.options", "binary_name": "/usr/bin/runsc", "runsc_config": map[string]any{"platform": "ptrace", "debug-log": "/etc/runsc/log"}},
+			[]PathValue{{"options.binary_name", "/usr/bin/runsc"}, {"options.runsc_config.debug-log", "/etc/runsc/log"}}},
+	}
+	for _, tt := range good {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hs, err := Parse("p.toml", []byte(tt.body), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(hs[0].Options, tt.opts) {
+				t.Errorf("options = %#v, want %#v", hs[0].Options, tt.opts)
+			}
+			if got := hs[0].Paths(); !reflect.DeepEqual(got, tt.paths) {
+				t.Errorf("paths = %v, want %v", got, tt.paths)
+			}
+		})
+	}
+}
+
+// TestSymlinkedPolicyFileHops: a symlinked policy file is trusted only if
+// every directory on the way to it is root's alone, hop by hop.
+func TestSymlinkedPolicyFileHops(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	good := "[handlers.kata]\npreset = \"kata\"\n"
+	dir := writePolicy(t, nil)
+	base := filepath.Dir(dir)
+	for _, d := range []string{"safe", "ww"} {
+		os.Mkdir(filepath.Join(base, d), 0o755)
+	}
+	os.Chmod(filepath.Join(base, "ww"), 0o777)
+	os.WriteFile(filepath.Join(base, "safe", "real.toml"), []byte(good), 0o644)
+	os.Symlink("../safe/real.toml", filepath.Join(base, "ww", "hop.toml"))
+	os.Symlink("../ww/hop.toml", filepath.Join(dir, "a.toml"))
+	_, err := Load(dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "a.toml: directory "+filepath.Join(base, "ww")+" is group- or world-writable") {
+		t.Fatalf("err = %v", err)
+	}
+	os.Chmod(filepath.Join(base, "ww"), 0o755)
+	if p, err := Load(dir, Options{}); err != nil || len(p.Handlers) != 1 {
+		t.Fatalf("safe chain: %+v, %v", p, err)
 	}
 }

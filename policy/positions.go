@@ -22,8 +22,17 @@ func (p positionIndex) find(key []string) (position, bool) {
 	return position{}, false
 }
 
-func positions(src []byte) positionIndex {
+// keyEntry is a key path as written, and where.
+type keyEntry struct {
+	path []string
+	pos  position
+}
+
+// positions indexes where each key path of src is first written, and lists
+// every key path as it is written, in order.
+func positions(src []byte) (positionIndex, []keyEntry) {
 	idx := positionIndex{}
+	var keys []keyEntry
 	var p unstable.Parser
 	p.Reset(src)
 	var table []string
@@ -35,6 +44,10 @@ func positions(src []byte) positionIndex {
 		sh := p.Shape(n.Raw)
 		idx[k] = position{line: sh.Start.Line, col: sh.Start.Column}
 	}
+	entry := func(path []string, n *unstable.Node) {
+		sh := p.Shape(n.Raw)
+		keys = append(keys, keyEntry{path: append([]string(nil), path...), pos: position{line: sh.Start.Line, col: sh.Start.Column}})
+	}
 	var walk func(prefix []string, kv *unstable.Node)
 	walk = func(prefix []string, kv *unstable.Node) {
 		path := append([]string(nil), prefix...)
@@ -42,6 +55,7 @@ func positions(src []byte) positionIndex {
 		for it.Next() {
 			path = append(path, string(it.Node().Data))
 			record(path, it.Node())
+			entry(path, it.Node())
 		}
 		if v := kv.Value(); v.Kind == unstable.InlineTable {
 			c := v.Children()
@@ -61,10 +75,11 @@ func positions(src []byte) positionIndex {
 			for it.Next() {
 				table = append(table, string(it.Node().Data))
 				record(table, it.Node())
+				entry(table, it.Node())
 			}
 		case unstable.KeyValue:
 			walk(table, e)
 		}
 	}
-	return idx
+	return idx, keys
 }

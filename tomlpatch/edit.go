@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
 )
 
 // Edit replaces src[Start:End] with Text.
@@ -279,7 +280,12 @@ func FormatKey(k string) string {
 	return k
 }
 
-// Quote returns s as a TOML basic string.
+// Quote returns s as a TOML basic string on one line. Every character that
+// is not printable is escaped: control characters (newlines included),
+// format characters such as bidirectional overrides, and line and paragraph
+// separators, so that no value can start a new line, in TOML or on screen,
+// or make a line read differently than it parses. Invalid UTF-8 bytes,
+// which TOML cannot hold, become U+FFFD.
 func Quote(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
@@ -295,10 +301,12 @@ func Quote(s string) string {
 			b.WriteString(`\t`)
 		case r == '\r':
 			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		default:
+		case unicode.IsPrint(r):
 			b.WriteRune(r)
+		case r > 0xffff:
+			fmt.Fprintf(&b, `\U%08X`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04X`, r)
 		}
 	}
 	b.WriteByte('"')

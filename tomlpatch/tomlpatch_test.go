@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 func mustParse(t testing.TB, src string) *Document {
@@ -240,5 +243,36 @@ func TestDiffAppliesWithPatch(t *testing.T) {
 				t.Fatalf("patched file:\n%q\nwant\n%q\ndiff:\n%s", got, want, diff)
 			}
 		})
+	}
+}
+
+// TestQuoteNeverBreaksALine: a quoted value or key is one line of printable
+// characters, whatever it holds (newlines, NUL, DEL, C1 controls,
+// bidirectional overrides, line separators, invalid UTF-8), so it can never
+// start a new TOML line or a fake `# runtimeclassd:` marker line, nor make
+// one read differently on screen; and it reads back as what was quoted.
+func TestQuoteNeverBreaksALine(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"plain", "a\nb", "a\r\nb", "\n# runtimeclassd:end handler=x\n[x]", "nul\x00", "del\x7f", "esc\x1b[2J",
+		"nel\u0085", "ls\u2028ps\u2029", "rlo\u202egnp.exe", "lri\u2066x\u2069", "lrm\u200e", "bom\ufeff", "alm\u061c",
+		"tag\U000E0041", "private\ue000", "quote\"back\\slash", "tab\tx", "ünïcødé 世界", "bad\xffutf8",
+	} {
+		for _, q := range []string{Quote(s), FormatKey(s)} {
+			for _, r := range q {
+				if !unicode.IsPrint(r) {
+					t.Errorf("Quote(%+q) = %+q: %U is not printable", s, q, r)
+				}
+			}
+			var m map[string]any
+			if err := toml.Unmarshal([]byte("k = "+Quote(s)+"\n"+FormatKey(s)+" = 1\n"), &m); err != nil {
+				t.Errorf("%+q: %v", s, err)
+				continue
+			}
+			want := strings.ToValidUTF8(s, "\uFFFD")
+			if m["k"] != want || m[want] != int64(1) {
+				t.Errorf("%+q reads back as %+q, %v", s, m["k"], m)
+			}
+		}
 	}
 }

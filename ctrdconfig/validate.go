@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -40,16 +42,34 @@ func (e *ValidationError) Error() string {
 
 // Validate writes candidate next to target (so that relative imports resolve
 // the same way), runs containerd's config dump on it, and checks that every
-// runtime in want is in the dump at the CRI runtimes path, with its
-// runtime_type, and that the default runtime still exists. If target's
+// runtime in want is in the dump at the CRI runtimes path with every key and
+// option as written, and that the default runtime still exists. If target's
 // directory isn't writable, the candidate is checked from a temporary
-// directory instead.
+// directory instead. A failed check names the candidate and the containerd
+// version that read it.
 func (v *Validator) Validate(ctx context.Context, target string, candidate []byte, want []Runtime) error {
 	dump, err := v.Dump(ctx, target, candidate)
 	if err != nil {
 		return err
 	}
-	return CheckDump(dump, want)
+	if err := CheckDump(dump, want); err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			ve.Msg = fmt.Sprintf("%s (candidate), as %s reads it: %s", target, v.version(ctx), ve.Msg)
+		}
+		return err
+	}
+	return nil
+}
+
+// version names the containerd binary and its version, from `containerd
+// --version` ("containerd github.com/containerd/containerd 1.6.20 ...").
+func (v *Validator) version(ctx context.Context) string {
+	out, _, err := v.run(ctx, "--version")
+	if f := strings.Fields(string(out)); err == nil && len(f) >= 3 {
+		return fmt.Sprintf("containerd %s (%s)", f[2], v.Binary)
+	}
+	return fmt.Sprintf("containerd %s (version unknown)", v.Binary)
 }
 
 // Dump returns containerd's effective config for candidate.
@@ -108,7 +128,13 @@ func cleanStderr(b []byte) string {
 	return strings.Join(keep, "; ")
 }
 
-// CheckDump checks containerd's effective config for the runtimes in want.
+// CheckDump checks containerd's effective config for the runtimes in want:
+// each must be where the CRI plugin reads runtimes, and every key and
+// option written for it must be there with the value written. A key that
+// this containerd doesn't know is dropped from its effective config
+// (containerd 1.6 drops snapshotter, sandboxer, io_type and
+// privileged_without_host_devices_all_devices_allowed): the handler would
+// not run as the policy says, so the candidate is refused.
 func CheckDump(dump []byte, want []Runtime) error {
 	var cfg map[string]any
 	if err := toml.Unmarshal(dump, &cfg); err != nil {
@@ -130,9 +156,7 @@ func CheckDump(dump []byte, want []Runtime) error {
 			missing = append(missing, fmt.Sprintf("runtime %q is not in containerd's effective config at %s", r.Name, strings.Join(path, ".")))
 			continue
 		}
-		if rt, _ := r.Fields["runtime_type"].(string); rt != "" && got["runtime_type"] != rt {
-			missing = append(missing, fmt.Sprintf("runtime %q has runtime_type %v in containerd's effective config, want %q", r.Name, got["runtime_type"], rt))
-		}
+		missing = append(missing, compareRuntime(r, got)...)
 	}
 	ctrd, _ := lookupTable(cfg, path[:len(path)-1]).(map[string]any)
 	if def, _ := ctrd["default_runtime_name"].(string); def != "" {
@@ -144,6 +168,108 @@ func CheckDump(dump []byte, want []Runtime) error {
 		return &ValidationError{Msg: strings.Join(missing, "; ")}
 	}
 	return nil
+}
+
+// compareRuntime lists every key and option of r that containerd's view of
+// the runtime, got, lacks or holds differently.
+func compareRuntime(r Runtime, got map[string]any) []string {
+	var bad []string
+	check := func(key string, want any, m map[string]any, name string) {
+		have, ok := m[name]
+		switch {
+		case !ok:
+			bad = append(bad, fmt.Sprintf("runtime %q: key %s = %s was written but containerd dropped it (it does not know the key)", r.Name, key, spell(want)))
+		case !reflect.DeepEqual(normalize(want), normalize(have)):
+			bad = append(bad, fmt.Sprintf("runtime %q: key %s = %s was written but containerd reads %s", r.Name, key, spell(want), spell(have)))
+		}
+	}
+	for _, k := range sortedKeys(r.Fields) {
+		check(k, r.Fields[k], got, k)
+	}
+	if len(r.Options) > 0 {
+		opts, ok := got["options"].(map[string]any)
+		if !ok {
+			return append(bad, fmt.Sprintf("runtime %q: its options table was written but containerd dropped it", r.Name))
+		}
+		for _, k := range sortedKeys(r.Options) {
+			check("options."+k, r.Options[k], opts, k)
+		}
+	}
+	return bad
+}
+
+// normalize gives a written value and a value read back from TOML one
+// representation: integers as int64, lists as []any.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case uint32:
+		return int64(x)
+	case float32:
+		return float64(x)
+	case []string:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = e
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalize(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = normalize(e)
+		}
+		return out
+	}
+	return v
+}
+
+// spell spells a value for a message, as TOML where it can.
+func spell(v any) string {
+	if n := normalize(v); formattable(n) {
+		return FormatValue(n)
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+// formattable reports whether FormatValue can spell a normalized value.
+func formattable(v any) bool {
+	switch x := v.(type) {
+	case string, bool, int64, float64:
+		return true
+	case []any:
+		for _, e := range x {
+			if !formattable(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !formattable(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func lookupTable(m map[string]any, path []string) any {

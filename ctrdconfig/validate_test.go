@@ -137,3 +137,67 @@ func TestRealContainerd1LosesDefaultRuntimeWithoutKeep(t *testing.T) {
 		t.Fatalf("revert: %v\n%s", err, back.Out)
 	}
 }
+
+// TestRealContainerdDroppedKeysAreRefused: containerd 1.6 silently drops
+// runtime keys it doesn't know; the policy would say one thing and
+// containerd do another. The candidate is refused, naming the key and the
+// containerd version; containerd 2.x keeps them, and the same candidate
+// passes (issue 7, hole 3).
+func TestRealContainerdDroppedKeysAreRefused(t *testing.T) {
+	t.Parallel()
+	for key, value := range map[string]any{
+		"snapshotter": "native", "sandboxer": "podsandbox", "io_type": "fifo",
+		"privileged_without_host_devices_all_devices_allowed": true,
+	} {
+		t.Run(key, func(t *testing.T) {
+			t.Parallel()
+			rt := Runtime{Name: "x", Fields: map[string]any{"runtime_type": "io.containerd.runc.v2", key: value},
+				Options: map[string]any{"BinaryName": "/usr/bin/runc", "SystemdCgroup": true}}
+			src := readConfig(t, "v2-version-only.toml")
+			runc := &Runtime{Name: "runc", Fields: map[string]any{"runtime_type": "io.containerd.runc.v2"}}
+			res, err := Patch(src, []Runtime{rt}, Options{DefaultRuntime: func() (*Runtime, error) { return runc, nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := filepath.Join(t.TempDir(), "config.toml")
+			want := []Runtime{rt, *runc}
+			err = (&Validator{Binary: containerdBin(t, 1)}).Validate(context.Background(), target, res.Out, want)
+			for _, w := range []string{target + " (candidate), as containerd 1.6", `runtime "x": key ` + key + ` = ` + FormatValue(value) + ` was written but containerd dropped it`} {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("containerd 1.6: err = %v, want %q", err, w)
+				}
+			}
+			if err := (&Validator{Binary: containerdBin(t, 2)}).Validate(context.Background(), target, res.Out, want); err != nil {
+				t.Errorf("containerd 2.x: %v", err)
+			}
+		})
+	}
+}
+
+// TestCheckDumpComparesEveryKeyAndOption: what containerd reads back must be
+// what was written, key by key and option by option.
+func TestCheckDumpComparesEveryKeyAndOption(t *testing.T) {
+	t.Parallel()
+	rt := Runtime{Name: "x", Fields: map[string]any{"runtime_type": "io.containerd.kata.v2", "pod_annotations": []string{"a"}},
+		Options: map[string]any{"ConfigPath": "/etc/k.toml", "N": int64(2), "T": map[string]any{"L": []any{1.5, "s"}}}}
+	dump := func(body string) []byte {
+		return []byte("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x]\n" + body)
+	}
+	same := "runtime_type = \"io.containerd.kata.v2\"\npod_annotations = [\"a\"]\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x.options]\nConfigPath = \"/etc/k.toml\"\nN = 2\nT = {L = [1.5, \"s\"]}\n"
+	if err := CheckDump(dump(same), []Runtime{rt}); err != nil {
+		t.Fatalf("identical: %v", err)
+	}
+	for body, want := range map[string]string{
+		strings.Replace(same, "N = 2", "N = 3", 1):                                  `key options.N = 2 was written but containerd reads 3`,
+		strings.Replace(same, "N = 2\n", "", 1):                                     `key options.N = 2 was written but containerd dropped it`,
+		strings.Replace(same, `"s"]`, `"t"]`, 1):                                    `key options.T = {L = [1.5, "s"]} was written but containerd reads {L = [1.5, "t"]}`,
+		strings.Replace(same, `pod_annotations = ["a"]`, `pod_annotations = []`, 1): `key pod_annotations = ["a"] was written but containerd reads []`,
+		strings.Replace(same, "kata.v2", "runc.v2", 1):                              `key runtime_type = "io.containerd.kata.v2" was written but containerd reads "io.containerd.runc.v2"`,
+		"runtime_type = \"io.containerd.kata.v2\"\npod_annotations = [\"a\"]\n":     `its options table was written but containerd dropped it`,
+	} {
+		err := CheckDump(dump(body), []Runtime{rt})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+}

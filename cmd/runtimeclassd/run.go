@@ -18,13 +18,16 @@ import (
 	"github.com/runtimeclassd/runtimeclassd/systemd"
 )
 
-// defaultListen is the metrics port: 9864 is not used by a well-known
-// exporter.
-const defaultListen = ":9864"
+// defaultListen is the metrics address: the node's loopback, so that what
+// the daemon reports (handler names, host paths in check failures) is not
+// offered to the whole network unless asked for; 9864 is not a port a
+// well-known exporter uses. Any other address is an explicit opt-in
+// (--web.listen-address), best with --web.config.file.
+const defaultListen = "127.0.0.1:9864"
 
 func runFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-	listen := fs.String("web.listen-address", defaultListen, "`ADDRESS` for /metrics, /healthz and /readyz (\"\" disables)")
-	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config `FILE` for TLS and basic auth")
+	listen := fs.String("web.listen-address", defaultListen, "`ADDRESS` for /metrics, /healthz and /readyz: loopback by default; another address (\":9864\" for all) exposes handler names and host paths, so protect it with --web.config.file (\"\" disables)")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config `FILE`: TLS, client certificates, basic auth (see README, Metrics)")
 	noRestart := fs.Bool("no-restart", false, "write the config but never restart containerd")
 	return func(ctx context.Context, e *env, args []string) error {
 		if err := noArgs(args); err != nil {

@@ -8,7 +8,7 @@ CACHE     ?= /var/tmp/runtimeclassd-cache
 CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
 export CONTAINERD2_BIN
 
-.PHONY: all build test unit e2e measure package deps lint bench fuzz demo clean
+.PHONY: all build test unit security e2e measure package deps lint bench fuzz demo clean
 
 all: build
 
@@ -20,10 +20,16 @@ deps:
 
 # Every test, against real containerd 1.6 and 2.4.2 binaries, and the
 # real-node e2e tests. Missing binaries are a failure here, not a skip.
-test: deps unit e2e
+test: deps unit security e2e
 
 unit:
 	RUNTIMECLASSD_REQUIRE_REAL=1 $(GO) test -race -count=1 ./...
+
+# The hostile-input suite's counts (docs/SECURITY.md), and a bounded run of
+# the policy fuzzer.
+security:
+	set -o pipefail; RUNTIMECLASSD_REQUIRE_REAL=1 $(GO) test -count=1 -run '^TestHostileInputs$$' -v ./cmd/runtimeclassd | grep -E 'hostile-input suite:|^(ok|FAIL)'
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzPolicy$$' -fuzztime 20s
 
 lint:
 	$(GO) vet ./...
@@ -54,6 +60,7 @@ bench: build
 fuzz:
 	$(GO) test ./tomlpatch -run '^$$' -fuzz FuzzPlaceSubtable -fuzztime 60s -fuzzminimizetime 5s
 	$(GO) test ./ctrdconfig -run '^$$' -fuzz FuzzPatch -fuzztime 60s -fuzzminimizetime 5s
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzPolicy$$' -fuzztime 5m -fuzzminimizetime 5s
 
 demo: deps build
 	scripts/demo.sh

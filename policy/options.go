@@ -87,11 +87,12 @@ func schemaOf(runtimeType string) []optionSpec {
 	return genericOptions
 }
 
-// specOf finds key in a schema the way containerd 2.x does (lowercase
-// folding, a superset of containerd 1.x's four spellings).
+// specOf finds key in a schema the way containerd 2.x does (any casing, a
+// superset of containerd 1.x's four spellings). Keys that reach containerd
+// are ASCII (bareKey), where case folding has no surprises.
 func specOf(schema []optionSpec, key string) (optionSpec, bool) {
 	for _, s := range schema {
-		if strings.ToLower(s.name) == strings.ToLower(key) {
+		if strings.EqualFold(s.name, key) {
 			return s, true
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runtimeclassd/runtimeclassd/internal/crashpoint"
 )
 
 func TestWriteFileReplacesAndKeepsMode(t *testing.T) {
@@ -137,7 +139,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			p := filepath.Join(dir, "config.toml")
 			os.WriteFile(p, old, 0o644)
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-			cmd.Env = append(os.Environ(), "ATOMICFILE_CHILD="+p, "ATOMICFILE_CHILD_ONCE=1",
+			cmd.Env = append(os.Environ(), "ATOMICFILE_CHILD="+p, "ATOMICFILE_CHILD_ONCE=1", "GORACE=atexit_sleep_ms=0",
 				"RUNTIMECLASSD_CRASH_AT=write config.toml: "+step)
 			err := cmd.Run()
 			var ee *exec.ExitError
@@ -244,5 +246,97 @@ func TestCrashChild(t *testing.T) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+	}
+}
+
+// TestReplaceIf covers each moment another writer can act while ReplaceIf
+// runs: the file ends up with the newest bytes anyone wrote, ours only if
+// nobody wrote after the caller's read, and ErrChanged tells the caller.
+// Each case uses its own file name, because crashpoint hooks see every
+// write in the process.
+func TestReplaceIf(t *testing.T) {
+	const orig, ours, theirs, later = "original\n", "ours\n", "theirs\n", "later\n"
+	cases := []struct {
+		name    string
+		actions map[string]string // step -> bytes another writer renames over the file then
+		want    string
+		changed bool
+	}{
+		{"nobody else", nil, ours, false},
+		{"write before the exchange", map[string]string{"temp synced": theirs}, theirs, true},
+		{"write right after the exchange", map[string]string{"renamed": theirs}, theirs, false},
+		{"writes before the exchange and before putting theirs back",
+			map[string]string{"temp synced": theirs, "displaced differs": later}, later, true},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			base := fmt.Sprintf("replace-%d.toml", i)
+			p := filepath.Join(dir, base)
+			os.WriteFile(p, []byte(orig), 0o640)
+			os.Chmod(p, 0o640)
+			remove := crashpoint.SetHook(func(step string) {
+				s, ok := strings.CutPrefix(step, "write "+base+": ")
+				if b, act := c.actions[s]; ok && act {
+					other := filepath.Join(dir, "other")
+					os.WriteFile(other, []byte(b), 0o644)
+					os.Rename(other, p)
+				}
+			})
+			err := ReplaceIf(p, []byte(ours), 0o644, []byte(orig))
+			remove()
+			if c.changed != errors.Is(err, ErrChanged) || err != nil && !c.changed {
+				t.Fatalf("err = %v, want ErrChanged: %v", err, c.changed)
+			}
+			if b, _ := os.ReadFile(p); string(b) != c.want {
+				t.Fatalf("file holds %q, want %q", b, c.want)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+				t.Fatalf("temp files left: %v", left)
+			}
+		})
+	}
+}
+
+func TestReplaceIfExpectations(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	// Must not exist: created.
+	if err := ReplaceIf(p, []byte("new"), 0o600, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	// Must not exist, but does: left alone.
+	if err := ReplaceIf(p, []byte("other"), 0o600, nil); !errors.Is(err, ErrChanged) {
+		t.Fatalf("err = %v", err)
+	}
+	// Expected other bytes: left alone, mode kept.
+	os.Chmod(p, 0o640)
+	if err := ReplaceIf(p, []byte("other"), 0o600, []byte("not this")); !errors.Is(err, ErrChanged) {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new" {
+		t.Fatalf("file holds %q", b)
+	}
+	// Expected bytes: replaced, mode kept.
+	if err := ReplaceIf(p, []byte("third"), 0o600, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	// Removed since it was read: not recreated.
+	os.Remove(p)
+	if err := ReplaceIf(p, []byte("x"), 0o600, []byte("third")); !errors.Is(err, ErrChanged) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(p); err == nil {
+		t.Fatal("a removed file was recreated")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Fatalf("temp files left: %v", left)
 	}
 }

@@ -12,7 +12,12 @@
 //	RUNTIMECLASSD_CRASH_TRACE=FILE    append every step hit to FILE, one per
 //	                                  line (tests list the steps this way).
 //
-// With none of these set, Hit costs one sync.Once check.
+// A run of six or more digits in a step name (a time stamp in a backup's
+// name) matches any other such run, so that a step seen in one run can be
+// named for the next.
+//
+// With none of these set and no hook, Hit costs a sync.Once check and an
+// uncontended mutex.
 package crashpoint
 
 import (
@@ -32,19 +37,34 @@ var (
 	onceAt string
 	trace  string
 	active bool
+	hook   func(step string)
 )
+
+// SetHook makes every Hit call f first, in the calling goroutine; tests use
+// it to act at an exact step (another writer's write, a stop). It returns a
+// function that removes the hook. f must not call SetHook.
+func SetHook(f func(step string)) (remove func()) {
+	mu.Lock()
+	hook = f
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		hook = nil
+		mu.Unlock()
+	}
+}
 
 func load() {
 	spec := os.Getenv("RUNTIMECLASSD_CRASH_AT")
 	trace = os.Getenv("RUNTIMECLASSD_CRASH_TRACE")
 	onceAt = os.Getenv("RUNTIMECLASSD_CRASH_ONCE")
 	at, left = spec, 1
-	if name, n, ok := strings.Cut(spec, "#"); ok {
-		at = name
-		if v, err := strconv.Atoi(n); err == nil && v > 0 {
-			left = v
+	if i := strings.LastIndex(spec, "#"); i >= 0 {
+		if v, err := strconv.Atoi(spec[i+1:]); err == nil && v > 0 {
+			at, left = spec[:i], v
 		}
 	}
+	at = normalize(at)
 	active = at != "" || trace != ""
 }
 
@@ -52,6 +72,12 @@ func load() {
 // environment asks for a crash here.
 func Hit(step string) {
 	once.Do(load)
+	mu.Lock()
+	h := hook
+	mu.Unlock()
+	if h != nil {
+		h(step)
+	}
 	if !active {
 		return
 	}
@@ -63,7 +89,7 @@ func Hit(step string) {
 			f.Close()
 		}
 	}
-	if step != at {
+	if normalize(step) != at {
 		return
 	}
 	if left--; left > 0 {
@@ -82,4 +108,27 @@ func Hit(step string) {
 		// thread; nothing after it runs.
 		syscall.Pause()
 	}
+}
+
+// normalize replaces each run of six or more digits with "*".
+func normalize(step string) string {
+	var b strings.Builder
+	for i := 0; i < len(step); {
+		j := i
+		for j < len(step) && step[j] >= '0' && step[j] <= '9' {
+			j++
+		}
+		switch {
+		case j-i >= 6:
+			b.WriteByte('*')
+			i = j
+		case j > i:
+			b.WriteString(step[i:j])
+			i = j
+		default:
+			b.WriteByte(step[i])
+			i++
+		}
+	}
+	return b.String()
 }

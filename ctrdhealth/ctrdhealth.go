@@ -82,6 +82,16 @@ func (c *Checker) Verify(ctx context.Context, want []string) error {
 	}
 }
 
+// Served returns the handlers the running containerd's CRI serves now, in
+// one attempt.
+func (c *Checker) Served(ctx context.Context) ([]string, error) {
+	st, err := c.Probe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Handlers, nil
+}
+
 // Probe makes one attempt. Each call dials afresh, so that a restarted
 // containerd is seen at once rather than after gRPC's reconnect backoff.
 func (c *Checker) Probe(ctx context.Context) (*Status, error) {

@@ -6,53 +6,27 @@ import (
 	"fmt"
 	"github.com/runtimeclassd/runtimeclassd/internal/testbin"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-func containerdBin(t *testing.T, major int) string { t.Helper(); return testbin.Containerd(t, major) }
-
 // startContainerd runs a real containerd with its state in a temp dir and
 // extra runtime stanzas, and returns its socket.
 func startContainerd(t *testing.T, major int, runtimes string) string {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("containerd needs root")
-	}
-	bin := containerdBin(t, major)
-	dir, err := os.MkdirTemp("/tmp", "ctrdhealth-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s", "c.sock")
 	version, path := 2, `"io.containerd.grpc.v1.cri"`
 	if major == 2 {
 		version, path = 3, `"io.containerd.cri.v1.runtime"`
 	}
-	cfg := fmt.Sprintf("version = %d\nroot = %q\nstate = %q\n[grpc]\naddress = %q\n[plugins.%s.containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n%s",
-		version, filepath.Join(dir, "r"), filepath.Join(dir, "s"), sock, path, strings.ReplaceAll(runtimes, "@CRI@", path))
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600); err != nil {
+	cfg := fmt.Sprintf("version = %d\n[plugins.%s.containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n%s",
+		version, path, strings.ReplaceAll(runtimes, "@CRI@", path))
+	file := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config", filepath.Join(dir, "config.toml"))
-	log, _ := os.Create(filepath.Join(dir, "log"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Logf("containerd's log:\n%s", b)
-		}
-	})
-	return sock
+	return testbin.StartContainerd(t, major, file)
 }
 
 func TestVerifyRealContainerd(t *testing.T) {

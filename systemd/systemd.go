@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -22,22 +23,48 @@ import (
 
 // Manager is a connection to systemd.
 type Manager struct {
-	conn *dbus.Conn
 	// JobTimeout bounds a restart job; 0 means 90 s.
 	JobTimeout time.Duration
+
+	mu   sync.Mutex
+	c    *dbus.Conn
+	cerr error
 }
 
 // Connect opens a connection to the system manager.
 func Connect(ctx context.Context) (*Manager, error) {
-	conn, err := dbus.NewSystemConnectionContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to systemd over D-Bus: %w", err)
+	m := &Manager{}
+	if _, err := m.conn(ctx); err != nil {
+		return nil, err
 	}
-	return &Manager{conn: conn}, nil
+	return m, nil
 }
 
-// Close closes the connection.
-func (m *Manager) Close() { m.conn.Close() }
+// Lazy returns a Manager that connects on its first call, so that a command
+// that turns out to have nothing to restart never talks to D-Bus. A failed
+// connection is not retried.
+func Lazy() *Manager { return &Manager{} }
+
+func (m *Manager) conn(ctx context.Context) (*dbus.Conn, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.c == nil && m.cerr == nil {
+		m.c, m.cerr = dbus.NewSystemConnectionContext(ctx)
+		if m.cerr != nil {
+			m.cerr = fmt.Errorf("connecting to systemd over D-Bus: %w", m.cerr)
+		}
+	}
+	return m.c, m.cerr
+}
+
+// Close closes the connection, if there is one.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.c != nil {
+		m.c.Close()
+	}
+}
 
 // ErrJobFailed is a restart job whose result was not "done".
 var ErrJobFailed = errors.New("restart job did not complete")
@@ -51,8 +78,12 @@ func (m *Manager) RestartUnit(ctx context.Context, unit string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return err
+	}
 	ch := make(chan string, 1) // buffered: go-systemd must never block on us
-	if _, err := m.conn.RestartUnitContext(ctx, unit, "replace", ch); err != nil {
+	if _, err := conn.RestartUnitContext(ctx, unit, "replace", ch); err != nil {
 		return fmt.Errorf("restarting %s: %w", unit, err)
 	}
 	select {
@@ -73,7 +104,7 @@ func (m *Manager) RestartUnit(ctx context.Context, unit string) error {
 // UnitActive reports whether unit's ActiveState is active (or activating or
 // reloading: it is running, or about to).
 func (m *Manager) UnitActive(ctx context.Context, unit string) (bool, error) {
-	p, err := m.conn.GetUnitPropertyContext(ctx, unit, "ActiveState")
+	p, err := m.property(ctx, unit, "", "ActiveState")
 	if err != nil {
 		return false, fmt.Errorf("reading %s ActiveState: %w", unit, err)
 	}
@@ -90,7 +121,11 @@ func (m *Manager) StartLimitHit(ctx context.Context, unit string) (bool, error) 
 
 // ResetFailed clears a unit's failed state and its start-limit counter.
 func (m *Manager) ResetFailed(ctx context.Context, unit string) error {
-	if err := m.conn.ResetFailedUnitContext(ctx, unit); err != nil {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := conn.ResetFailedUnitContext(ctx, unit); err != nil {
 		return fmt.Errorf("resetting %s: %w", unit, err)
 	}
 	return nil
@@ -98,7 +133,7 @@ func (m *Manager) ResetFailed(ctx context.Context, unit string) error {
 
 // MainPID returns the unit's main process, 0 if none.
 func (m *Manager) MainPID(ctx context.Context, unit string) (int, error) {
-	p, err := m.conn.GetServicePropertyContext(ctx, unit, "MainPID")
+	p, err := m.property(ctx, unit, "Service", "MainPID")
 	if err != nil {
 		return 0, err
 	}
@@ -110,8 +145,38 @@ func (m *Manager) MainPID(ctx context.Context, unit string) (int, error) {
 	}
 }
 
+// property reads a property of a unit ("" iface) or of its Service
+// interface.
+func (m *Manager) property(ctx context.Context, unit, iface, name string) (*dbus.Property, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if iface == "Service" {
+		return conn.GetServicePropertyContext(ctx, unit, name)
+	}
+	return conn.GetUnitPropertyContext(ctx, unit, name)
+}
+
+// StartedAt returns when the unit's main process last started
+// (ExecMainStartTimestamp); zero if it never ran.
+func (m *Manager) StartedAt(ctx context.Context, unit string) (time.Time, error) {
+	p, err := m.property(ctx, unit, "Service", "ExecMainStartTimestamp")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading %s ExecMainStartTimestamp: %w", unit, err)
+	}
+	us, ok := p.Value.Value().(uint64)
+	if !ok {
+		return time.Time{}, fmt.Errorf("reading %s ExecMainStartTimestamp: unexpected %T", unit, p.Value.Value())
+	}
+	if us == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMicro(int64(us)), nil
+}
+
 func (m *Manager) serviceResult(ctx context.Context, unit string) (string, error) {
-	p, err := m.conn.GetServicePropertyContext(ctx, unit, "Result")
+	p, err := m.property(ctx, unit, "Service", "Result")
 	if err != nil {
 		return "", err
 	}

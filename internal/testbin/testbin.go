@@ -8,6 +8,7 @@ package testbin
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -31,4 +32,36 @@ func Containerd(t testing.TB, major int) string {
 	}
 	t.Skipf("containerd %d.x binary not found (set %s)", major, env)
 	return ""
+}
+
+// StartContainerd runs a real containerd of a major version on config, with
+// its root, state and socket in a fresh temp dir whatever config says, and
+// returns the socket. It is killed when the test ends. Root only.
+func StartContainerd(t testing.TB, major int, config string) (sock string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("containerd needs root")
+	}
+	bin := Containerd(t, major)
+	dir, err := os.MkdirTemp("/tmp", "ctrd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock = filepath.Join(dir, "s", "c.sock")
+	cmd := exec.Command(bin, "--config", config, "--root", filepath.Join(dir, "r"), "--state", filepath.Join(dir, "s"), "--address", sock)
+	log, _ := os.Create(filepath.Join(dir, "log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "log"))
+			t.Logf("containerd's log:\n%s", b)
+		}
+	})
+	return sock
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -94,7 +93,7 @@ func Outcome(err error) string {
 }
 
 // ErrConfigChanged means config.toml changed while a plan was made.
-var ErrConfigChanged = errors.New("config changed while the new one was prepared; try again")
+var ErrConfigChanged = errors.New("changed by someone else while the new config was prepared; their bytes were kept")
 
 // PlanOptions say what to plan.
 type PlanOptions struct {
@@ -129,15 +128,6 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	default:
 		return nil, fmt.Errorf("reading containerd config: %w", err)
 	}
-	newVersion := 0
-	if !p.Exists && !revert {
-		if opts.NoValidate {
-			return nil, fmt.Errorf("%s does not exist, and without containerd its version can't be chosen", a.Cfg.ContainerdConfig)
-		}
-		if newVersion, err = a.Validator.DefaultVersion(ctx); err != nil {
-			return nil, fmt.Errorf("%s does not exist and its version can't be chosen: %w", a.Cfg.ContainerdConfig, err)
-		}
-	}
 	if !p.Exists && revert {
 		p.Result = &ctrdconfig.Result{}
 		return p, nil
@@ -154,6 +144,21 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 				continue
 			}
 			want = append(want, ctrdconfig.Runtime{Name: h.Name, Fields: h.Fields(), Options: h.Options})
+		}
+	}
+	if !p.Exists && len(want) == 0 {
+		// Nothing to offer: a missing config.toml stays missing, so that a
+		// fresh node with no policy is not restarted for nothing.
+		p.Result = &ctrdconfig.Result{}
+		return p, nil
+	}
+	newVersion := 0
+	if !p.Exists {
+		if opts.NoValidate {
+			return nil, fmt.Errorf("%s does not exist, and without containerd its version can't be chosen", a.Cfg.ContainerdConfig)
+		}
+		if newVersion, err = a.Validator.DefaultVersion(ctx); err != nil {
+			return nil, fmt.Errorf("%s does not exist and its version can't be chosen: %w", a.Cfg.ContainerdConfig, err)
 		}
 	}
 	var def *ctrdconfig.Runtime
@@ -196,8 +201,40 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 			}
 			return nil, fmt.Errorf("validating the new config: %w", err)
 		}
+		if res.Created {
+			if err := a.sameBehaviour(ctx, res.Out, p.Offered); err != nil {
+				return nil, fmt.Errorf("creating %s: %w", a.Cfg.ContainerdConfig, err)
+			}
+		}
 	}
 	return p, nil
+}
+
+// sameBehaviour proves that a config.toml created where there was none
+// changes nothing in containerd's effective config but the handlers: its
+// dump and the dump of an empty file (containerd's defaults) must agree on
+// everything else.
+func (a *Applier) sameBehaviour(ctx context.Context, candidate []byte, managed []ctrdconfig.Runtime) error {
+	base, err := a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, nil)
+	if err != nil {
+		return fmt.Errorf("reading containerd's defaults: %w", err)
+	}
+	cand, err := a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, candidate)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, r := range managed {
+		names = append(names, r.Name)
+	}
+	diffs, err := ctrdconfig.DiffDumps(base, cand, names)
+	if err != nil {
+		return err
+	}
+	if len(diffs) > 0 {
+		return &InvalidError{fmt.Errorf("the new file would change containerd's settings beyond the handlers: %s", strings.Join(diffs, "; "))}
+	}
+	return nil
 }
 
 // defaultRuntime asks containerd which runtime is its default for the
@@ -221,31 +258,56 @@ func (a *Applier) defaultRuntime(ctx context.Context, current []byte) (*ctrdconf
 }
 
 // Commit backs up the current config and atomically writes the plan's
-// candidate. It writes nothing if the plan changes nothing, and refuses if
-// the config changed since the plan was made. It returns the backup's path,
-// or "" if there was nothing to back up.
+// candidate (Backup, then Write). It returns the backup's path, or "" if
+// there was nothing to back up.
 func (a *Applier) Commit(p *Plan) (backup string, err error) {
-	if !p.Result.Changed {
-		return "", nil
-	}
-	if p.unvalidated {
-		return "", errors.New("refusing to write a config that containerd has not validated")
-	}
-	now, err := os.ReadFile(a.Cfg.ContainerdConfig)
-	if p.Exists && (err != nil || !bytes.Equal(now, p.Original)) || !p.Exists && err == nil {
-		return "", ErrConfigChanged
-	}
-	if p.Exists {
-		if backup, err = a.backup(p.Original); err != nil {
-			return "", fmt.Errorf("backing up %s: %w", a.Cfg.ContainerdConfig, err)
-		}
-	} else if err := os.MkdirAll(filepath.Dir(a.Cfg.ContainerdConfig), 0o755); err != nil {
+	if backup, err = a.Backup(p); err != nil {
 		return "", err
 	}
-	if err := atomicfile.WriteFile(a.Cfg.ContainerdConfig, p.Result.Out, 0o644); err != nil {
-		return backup, fmt.Errorf("writing %s: %w", a.Cfg.ContainerdConfig, err)
+	return backup, a.Write(p)
+}
+
+// Backup keeps a copy of the config the plan replaces in the state dir,
+// and returns its path ("" if there is nothing to back up).
+func (a *Applier) Backup(p *Plan) (string, error) {
+	if !p.Result.Changed || !p.Exists {
+		return "", nil
+	}
+	backup, err := a.backup(p.Original)
+	if err != nil {
+		return "", fmt.Errorf("backing up %s: %w", a.Cfg.ContainerdConfig, err)
 	}
 	return backup, nil
+}
+
+// Write atomically replaces config.toml with the plan's candidate, if it
+// still holds what the plan was made from. Anything someone else wrote
+// since is kept, and the error is ErrConfigChanged. A plan that changes
+// nothing writes nothing; one that containerd did not validate is refused.
+func (a *Applier) Write(p *Plan) error {
+	if !p.Result.Changed {
+		return nil
+	}
+	if p.unvalidated {
+		return errors.New("refusing to write a config that containerd has not validated")
+	}
+	var expect []byte // nil: the file must not exist
+	if p.Exists {
+		expect = p.Original
+		if expect == nil {
+			expect = []byte{}
+		}
+	} else if err := os.MkdirAll(filepath.Dir(a.Cfg.ContainerdConfig), 0o755); err != nil {
+		return err
+	}
+	err := atomicfile.ReplaceIf(a.Cfg.ContainerdConfig, p.Result.Out, 0o644, expect)
+	if errors.Is(err, atomicfile.ErrChanged) {
+		return fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, ErrConfigChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", a.Cfg.ContainerdConfig, err)
+	}
+	return nil
 }
 
 // backup writes a timestamped copy of the config into the state dir and
@@ -311,4 +373,14 @@ func Lock(ctx context.Context, stateDir string) (unlock func(), err error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// PolicyHash is the hash of the policy as it is now, or "" if it can't be
+// read.
+func (a *Applier) PolicyHash() string {
+	pol, err := policy.Load(a.Cfg.PolicyDir, policy.Options{AllowedPrefixes: a.Cfg.AllowedPathPrefixes})
+	if err != nil {
+		return ""
+	}
+	return pol.Hash()
 }

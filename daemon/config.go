@@ -41,6 +41,9 @@ type Config struct {
 	RestartMinInterval Duration `toml:"restart_min_interval"`
 	RestartSplay       Duration `toml:"restart_splay"`
 	VerifyTimeout      Duration `toml:"verify_timeout"`
+	// PollInterval is how often files are checked for changes when inotify
+	// can't be used.
+	PollInterval Duration `toml:"poll_interval"`
 }
 
 // Duration is a time.Duration written as a string ("500ms", "5m").
@@ -80,6 +83,7 @@ func DefaultConfig() Config {
 		ResyncInterval:     Duration(5 * time.Minute),
 		RestartMinInterval: Duration(60 * time.Second),
 		VerifyTimeout:      Duration(60 * time.Second),
+		PollInterval:       Duration(5 * time.Second),
 	}
 }
 

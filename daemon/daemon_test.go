@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,8 +32,16 @@ func (fakeValidator) Dump(_ context.Context, _ string, candidate []byte) ([]byte
 }
 func (fakeValidator) DefaultVersion(context.Context) (int, error) { return 2, nil }
 
-type fakeSystemd struct {
+// fakeContainerd is containerd under systemd, faked for unit tests: a
+// restart makes it run the config on disk at that moment, and it serves
+// the runtimes that config defines (plus runc), unless the config contains
+// bad, which makes its CRI plugin fail. The real thing is tested in
+// ctrdhealth, systemd and the e2e nodes.
+type fakeContainerd struct {
 	mu           sync.Mutex
+	config       string // config.toml's path
+	running      []byte // the config it runs; nil when down
+	startedAt    time.Time
 	restarts     int
 	active       bool
 	restartErr   func(n int) error
@@ -38,23 +49,42 @@ type fakeSystemd struct {
 	resetCalls   int
 	restartTimes []time.Time
 	now          func() time.Time
+	bad          string
+	calls        [][]string // Verify calls
+	// onVerify, if set, runs at the start of each Verify.
+	onVerify func()
 }
 
-func (f *fakeSystemd) RestartUnit(ctx context.Context, unit string) error {
+func (f *fakeContainerd) RestartUnit(ctx context.Context, unit string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.restarts++
 	f.restartTimes = append(f.restartTimes, f.now())
 	if f.restartErr != nil {
-		return f.restartErr(f.restarts)
+		if err := f.restartErr(f.restarts); err != nil {
+			f.running = nil
+			return err
+		}
 	}
+	b, _ := os.ReadFile(f.config)
+	f.running = append([]byte{}, b...)
+	f.startedAt = f.now()
 	return nil
 }
-func (f *fakeSystemd) UnitActive(context.Context, string) (bool, error) { return f.active, nil }
-func (f *fakeSystemd) StartLimitHit(context.Context, string) (bool, error) {
+
+func (f *fakeContainerd) UnitActive(context.Context, string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.active, nil
+}
+
+func (f *fakeContainerd) StartLimitHit(context.Context, string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.limitHit, nil
 }
-func (f *fakeSystemd) ResetFailed(context.Context, string) error {
+
+func (f *fakeContainerd) ResetFailed(context.Context, string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.resetCalls++
@@ -62,20 +92,54 @@ func (f *fakeSystemd) ResetFailed(context.Context, string) error {
 	return nil
 }
 
-// fakeVerifier fails verification while the config on disk contains bad.
-type fakeVerifier struct {
-	config string
-	bad    string
-	calls  [][]string
+func (f *fakeContainerd) StartedAt(context.Context, string) (time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.startedAt, nil
 }
 
-func (f *fakeVerifier) Verify(_ context.Context, handlers []string) error {
+var runtimeHeader = regexp.MustCompile(`\.runtimes\.("?)([A-Za-z0-9_-]+)("?)\]`)
+
+// served is what the running config defines, or an error like containerd's.
+func (f *fakeContainerd) served() ([]string, error) {
+	if f.running == nil {
+		return nil, errors.New("containerd is not serving: connection refused")
+	}
+	if f.bad != "" && bytes.Contains(f.running, []byte(f.bad)) {
+		return nil, errors.New("CRI plugin failed to load: fake")
+	}
+	names := []string{"runc"}
+	for _, m := range runtimeHeader.FindAllSubmatch(f.running, -1) {
+		if n := string(m[2]); !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
+func (f *fakeContainerd) Verify(_ context.Context, handlers []string) error {
+	if f.onVerify != nil {
+		f.onVerify()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls = append(f.calls, handlers)
-	b, _ := os.ReadFile(f.config)
-	if f.bad != "" && bytes.Contains(b, []byte(f.bad)) {
-		return errors.New("CRI plugin failed to load: fake")
+	served, err := f.served()
+	if err != nil {
+		return err
+	}
+	for _, h := range handlers {
+		if !slices.Contains(served, h) {
+			return fmt.Errorf("CRI does not serve the handlers %s", h)
+		}
 	}
 	return nil
+}
+
+func (f *fakeContainerd) Served(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.served()
 }
 
 // fakeClock advances only when slept on.
@@ -99,8 +163,8 @@ type rig struct {
 	t        *testing.T
 	dir      string
 	cfg      Config
-	sd       *fakeSystemd
-	verifier *fakeVerifier
+	sd       *fakeContainerd // as systemd
+	verifier *fakeContainerd // as containerd's API: the same fake
 	clock    *fakeClock
 	rec      *Reconciler
 	orig     []byte
@@ -127,8 +191,9 @@ func newRig(t *testing.T) *rig {
 	os.MkdirAll(cfg.PolicyDir, 0o755)
 	os.WriteFile(cfg.ContainerdConfig, []byte(handwritten), 0o644)
 	clock := &fakeClock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
-	sd := &fakeSystemd{active: true, now: clock.Now}
-	v := &fakeVerifier{config: cfg.ContainerdConfig}
+	sd := &fakeContainerd{active: true, now: clock.Now, config: cfg.ContainerdConfig,
+		running: []byte(handwritten), startedAt: clock.t.Add(-time.Hour)}
+	v := sd
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -313,7 +378,7 @@ func TestRecoverFinishesInterruptedApply(t *testing.T) {
 	r.rec.Reconcile(context.Background())
 	backups, _ := filepath.Glob(filepath.Join(r.cfg.StateDir, "backups", "*"))
 	written := r.config()
-	r.rec.savePending(&Pending{Candidate: hashOf(written), Backup: backups[0], Existed: true, Handlers: []string{"kata"}})
+	r.rec.savePending(&Pending{Target: hashOf(written), Source: hashOf(r.orig), Backup: backups[0], Existed: true, Handlers: []string{"kata"}, At: r.clock.Now()})
 
 	r2 := newRig(t)
 	r2.rec.Applier.Cfg = r.cfg
@@ -340,6 +405,8 @@ func (b *blockingVerifier) Verify(ctx context.Context, _ []string) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
+
+func (b *blockingVerifier) Served(ctx context.Context) ([]string, error) { return nil, ctx.Err() }
 
 // TestStopDuringVerifyLeavesPendingApply: a stop in the middle of the
 // verification is not a failed verification: no rollback, the written

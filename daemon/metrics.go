@@ -20,6 +20,8 @@ type Metrics struct {
 	drift       prometheus.Counter
 	policyValid prometheus.Gauge
 	lastSuccess prometheus.Gauge
+	polling     prometheus.Gauge
+	backoff     prometheus.Gauge
 }
 
 // NewMetrics registers the metrics of the contract on a new registry.
@@ -44,12 +46,16 @@ func NewMetrics(version string) *Metrics {
 			Help: "1 if the policy and config were valid at the last reconcile, else 0."}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_last_success_timestamp_seconds",
 			Help: "When a reconcile last ended applied or unchanged."}),
+		polling: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_watch_polling",
+			Help: "1 if inotify is unavailable and files are polled for changes instead, else 0."}),
+		backoff: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_retry_backoff_seconds",
+			Help: "The wait before retrying a reconcile that failed; 0 when the last one did not fail."}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_build_info",
 		Help: "A metric with a constant 1 value labeled by version and goversion."}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.Registry.MustRegister(m.ready, m.hostCheck, m.reconciles, m.duration, m.restarts, m.rollbacks, m.drift,
-		m.policyValid, m.lastSuccess, build)
+		m.policyValid, m.lastSuccess, m.polling, m.backoff, build)
 	for _, r := range []string{OutcomeApplied, OutcomeUnchanged, OutcomeInvalid, OutcomeRolledBack, OutcomeError} {
 		m.reconciles.WithLabelValues(r)
 	}
@@ -76,17 +82,19 @@ func (m *Metrics) observe(rep *Report, took time.Duration) {
 	case OutcomeInvalid:
 		m.policyValid.Set(0)
 	}
-	if rep.Plan == nil || rep.Plan.Policy == nil || rep.Outcome == OutcomeRolledBack {
-		return // after a rollback, what is offered is what was before
+	if rep.Policy == nil || rep.Offered == nil {
+		return // what is offered was not looked at: it is what it was
 	}
 	m.ready.Reset()
+	for _, h := range rep.Policy.Handlers {
+		m.ready.WithLabelValues(h.Name).Set(b2f(rep.Offered[h.Name]))
+	}
+	if rep.Plan == nil || rep.Plan.Policy != rep.Policy || rep.Plan.Readiness == nil {
+		return
+	}
 	m.hostCheck.Reset()
-	offered := rep.Plan.OfferedSet()
-	for i, h := range rep.Plan.Policy.Handlers {
-		m.ready.WithLabelValues(h.Name).Set(b2f(offered[h.Name]))
-		if i < len(rep.Plan.Readiness) {
-			setChecks(m.hostCheck, h.Name, rep.Plan.Readiness[i].Checks)
-		}
+	for i, h := range rep.Policy.Handlers {
+		setChecks(m.hostCheck, h.Name, rep.Plan.Readiness[i].Checks)
 	}
 }
 

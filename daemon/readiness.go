@@ -56,17 +56,17 @@ func NFDFeatures(handlers []string, offered map[string]bool) []byte {
 	return b.Bytes()
 }
 
-// WriteLabels writes the NFD feature file for a plan: a line per policy
-// handler, none after a revert (so the labels go away with the handlers).
-// It reports whether the file changed.
-func WriteLabels(path string, p *Plan) (bool, error) {
+// WriteLabels writes the NFD feature file: a line per policy handler, true
+// only where offered says so; none without a policy (after a revert, so the
+// labels go away with the handlers). It reports whether the file changed.
+func WriteLabels(path string, p *policy.Policy, offered map[string]bool) (bool, error) {
 	var names []string
-	if p.Policy != nil {
-		for _, h := range p.Policy.Handlers {
+	if p != nil {
+		for _, h := range p.Handlers {
 			names = append(names, h.Name)
 		}
 	}
-	return WriteIfChanged(path, NFDFeatures(names, p.OfferedSet()), 0o644)
+	return WriteIfChanged(path, NFDFeatures(names, offered), 0o644)
 }
 
 // WriteIfChanged atomically writes data to path unless it already holds

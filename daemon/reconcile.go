@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,10 +11,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
+	"github.com/runtimeclassd/runtimeclassd/internal/crashpoint"
 	"github.com/runtimeclassd/runtimeclassd/policy"
 )
 
@@ -24,15 +28,27 @@ type Restarter interface {
 	UnitActive(ctx context.Context, unit string) (bool, error)
 	StartLimitHit(ctx context.Context, unit string) (bool, error)
 	ResetFailed(ctx context.Context, unit string) error
+	// StartedAt is when the unit's main process last started; zero if it
+	// is not running.
+	StartedAt(ctx context.Context, unit string) (time.Time, error)
 }
 
-// Verifier checks that containerd came back serving the handlers.
+// Verifier asks containerd, through its API, what it really serves.
 type Verifier interface {
+	// Verify waits until containerd serves every handler, or ctx ends.
 	Verify(ctx context.Context, handlers []string) error
+	// Served returns the handlers containerd's CRI serves now.
+	Served(ctx context.Context) ([]string, error)
 }
 
 // Reconciler runs one reconcile at a time: plan, write, restart, verify,
 // and roll back when containerd does not come back healthy.
+//
+// Every step that changes the node is recorded in the state file before it
+// is taken (Pending), so that a crash anywhere leaves either nothing to do or
+// a record that Recover finishes: config.toml is always exactly the old or
+// the new bytes, and containerd is never left on a config that was not
+// verified.
 type Reconciler struct {
 	Applier   *Applier
 	Restarter Restarter // nil: write only, never restart
@@ -44,6 +60,9 @@ type Reconciler struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Splay returns a random delay in [0, max); nil means math/rand.
 	Splay func(max time.Duration) time.Duration
+	// Busy, if set, is told what the reconcile is doing and until when it
+	// may take (the watchdog uses it).
+	Busy func(step string, until time.Time)
 
 	lastRestart time.Time
 	// LastWritten is the hash of the config this reconciler last wrote, so
@@ -64,27 +83,35 @@ type Report struct {
 	// included).
 	Restarted bool
 	Plan      *Plan
-	Backup    string
+	// Policy is the policy the reconcile read, nil if it could not be read.
+	Policy *policy.Policy
+	Backup string
+	// Offered is what the node offers after the reconcile: handlers with a
+	// managed block in config.toml that the running containerd serves. Nil
+	// when it was not computed (the labels are then left as they were).
+	Offered map[string]bool
+	// Replan asks for another reconcile at once: someone else changed
+	// config.toml while this one ran.
+	Replan bool
 }
 
 // Status is a one-line summary for sd_notify STATUS= and logs.
 func (r *Report) Status() string {
 	switch r.Outcome {
 	case OutcomeApplied, OutcomeUnchanged:
-		var offered []string
-		if r.Plan != nil {
-			for _, o := range r.Plan.Offered {
-				offered = append(offered, o.Name)
-			}
-		}
-		slices.Sort(offered)
-		s := fmt.Sprintf("%s; offering %d handlers %v", r.Outcome, len(offered), offered)
-		if r.Plan != nil {
-			for _, h := range r.Plan.Readiness {
-				if !h.Ready {
-					s += fmt.Sprintf("; %s withheld", h.Name)
+		var offered, not []string
+		if r.Policy != nil {
+			for _, h := range r.Policy.Handlers {
+				if r.Offered[h.Name] {
+					offered = append(offered, h.Name)
+				} else {
+					not = append(not, h.Name)
 				}
 			}
+		}
+		s := fmt.Sprintf("%s; offering %d handlers %v", r.Outcome, len(offered), offered)
+		for _, n := range not {
+			s += fmt.Sprintf("; %s not offered", n)
 		}
 		return s
 	}
@@ -105,6 +132,7 @@ func (r *Reconciler) sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
+	r.busy("waiting", r.now().Add(d))
 	if r.Sleep != nil {
 		return r.Sleep(ctx, d)
 	}
@@ -115,6 +143,12 @@ func (r *Reconciler) sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func (r *Reconciler) busy(step string, until time.Time) {
+	if r.Busy != nil {
+		r.Busy(step, until)
 	}
 }
 
@@ -129,36 +163,81 @@ func (r *Reconciler) Reconcile(ctx context.Context) *Report {
 	return r.ReconcileWith(ctx, PlanOptions{})
 }
 
-// ReconcileWith is Reconcile with plan options (a revert, for one).
+// ReconcileWith is Reconcile with plan options (a revert, for one). The
+// state file and the labels are written under the same lock as the config,
+// so that a concurrent apply cannot interleave with them.
 func (r *Reconciler) ReconcileWith(ctx context.Context, opts PlanOptions) *Report {
 	start := r.now()
-	rep := r.reconcile(ctx, opts)
-	if r.Metrics != nil {
-		r.Metrics.observe(rep, r.now().Sub(start))
+	unlock, err := Lock(ctx, r.Applier.Cfg.StateDir)
+	if err != nil {
+		rep := &Report{Outcome: OutcomeError, Err: err}
+		r.observe(rep, start)
+		return rep
 	}
+	defer unlock()
+	rep := r.reconcile(ctx, opts)
 	command := opts.Command
 	if command == "" {
 		command = "run"
 	}
+	if rep.Policy != nil && ctx.Err() == nil {
+		rep.Offered = r.offered(ctx)
+	}
 	st := StateOf(command, rep.Plan, rep.Outcome, rep.Backup, r.now())
+	st.Handlers = handlerStates(rep.Policy, rep.Plan, rep.Offered)
 	if rep.Err != nil {
 		st.Reason = rep.Err.Error()
 	}
-	r.saveState(st)
-	if rep.Plan != nil && rep.Outcome != OutcomeRolledBack {
-		r.writeLabels(rep.Plan)
+	if opts.Revert {
+		st.Hold = &Hold{At: r.now().UTC(), Policy: r.Applier.PolicyHash()}
+		if rep.Outcome == OutcomeApplied || rep.Outcome == OutcomeUnchanged {
+			rep.Offered = map[string]bool{} // no policy handler is offered after a revert
+		}
 	}
+	r.saveState(st)
+	if rep.Offered != nil {
+		r.writeLabels(rep.Policy, rep.Offered)
+	}
+	r.observe(rep, start)
 	return rep
+}
+
+func (r *Reconciler) observe(rep *Report, start time.Time) {
+	if r.Metrics != nil {
+		r.Metrics.observe(rep, r.now().Sub(start))
+	}
+}
+
+// offered asks containerd what it serves and returns, for the managed
+// handlers in config.toml, whether each is served. Only that reaches the
+// labels and handler_ready: a plan, a rolled-back candidate or a config
+// written without a restart never does.
+func (r *Reconciler) offered(ctx context.Context) map[string]bool {
+	out := map[string]bool{}
+	written, err := managedNames(r.Applier.Cfg.ContainerdConfig)
+	if err != nil || len(written) == 0 {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r.busy("asking containerd what it serves", r.now().Add(5*time.Second))
+	served, err := r.Verifier.Served(ctx)
+	if err != nil {
+		r.Log.Warn("containerd did not say which handlers it serves; offering none", "err", err)
+		return out
+	}
+	for _, w := range written {
+		if slices.Contains(served, w) {
+			out[w] = true
+		}
+	}
+	return out
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 	cfg := r.Applier.Cfg
-	unlock, err := Lock(ctx, cfg.StateDir)
-	if err != nil {
-		return &Report{Outcome: OutcomeError, Err: err}
-	}
-	defer unlock()
-
+	r.busy("planning", r.now().Add(time.Minute))
+	prev, _ := LoadState(cfg.StateDir)
 	plan, err := r.Applier.Plan(ctx, opts)
 	if errors.Is(err, policy.ErrNoDir) {
 		return &Report{Outcome: OutcomeUnchanged, Err: err}
@@ -166,12 +245,20 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 	if err != nil {
 		return &Report{Outcome: Outcome(err), Err: err}
 	}
-	rep := &Report{Plan: plan, Outcome: OutcomeUnchanged}
+	rep := &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeUnchanged}
+	if h := holdOf(prev); h != nil && !opts.Revert && opts.Command != "apply" {
+		if plan.Policy.Hash() == h.Policy {
+			rep.Plan, rep.Outcome = nil, OutcomeHeld
+			rep.Err = fmt.Errorf("reverted by `runtimeclassd revert` at %s; not re-applying until the policy changes or `runtimeclassd apply` runs", h.At.Local().Format(time.DateTime))
+			return rep
+		}
+		r.Log.Info("the policy changed since `runtimeclassd revert`; applying it again")
+		r.mutateState(func(s *State) { s.Hold = nil })
+	}
 	if !plan.Result.Changed {
 		return rep
 	}
 	candidate := hashOf(plan.Result.Out)
-	prev, _ := LoadState(cfg.StateDir)
 	if prev != nil && slices.Contains(prev.BadCandidates, candidate) {
 		rep.Outcome = OutcomeInvalid
 		rep.Err = errors.New("this config was rolled back before (containerd did not come back healthy with it); waiting for the policy, config.toml or host checks to change")
@@ -183,34 +270,66 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 		}
 		r.Log.Warn("config.toml drifted: a managed block was edited or removed by someone else; repairing", "repaired", plan.Result.Repaired, "readded", plan.Result.Added)
 	}
-	backup, err := r.Applier.Commit(plan)
+	// Whether a restart follows decides whether the write needs a pending
+	// record; ask before writing, so that no question left unanswered can
+	// leave a written config that nobody restarts.
+	restart := false
+	if r.Restarter != nil {
+		active, err := r.Restarter.UnitActive(ctx, cfg.ContainerdUnit)
+		if err != nil {
+			return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: fmt.Errorf("nothing written: the state of %s is unknown (with --no-restart, the config is written without asking): %w", cfg.ContainerdUnit, err)}
+		}
+		restart = active
+		if !active {
+			r.Log.Info("containerd is not running; writing the config, not starting it", "unit", cfg.ContainerdUnit)
+		}
+	}
+	backup, err := r.Applier.Backup(plan)
 	if err != nil {
-		return &Report{Plan: plan, Outcome: OutcomeError, Err: err}
+		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: err}
 	}
 	rep.Backup = backup
-	r.LastWritten = hashOf(plan.Result.Out)
+	var pending *Pending
+	if restart {
+		pending = &Pending{Target: candidate, Source: sourceHash(plan), Backup: backup, Existed: plan.Exists,
+			Handlers: offeredNames(plan), At: r.now()}
+		if err := r.savePending(pending); err != nil {
+			return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: fmt.Errorf("nothing written: recording the apply: %w", err)}
+		}
+		crashpoint.Hit("apply: intent recorded")
+	}
+	if err := r.Applier.Write(plan); err != nil {
+		if pending != nil {
+			r.clearPendingIf(pending)
+		}
+		rep.Outcome, rep.Err = OutcomeError, err
+		rep.Replan = errors.Is(err, ErrConfigChanged)
+		return rep
+	}
+	r.LastWritten = candidate
 	r.Log.Info("config written", "path", cfg.ContainerdConfig, "added", plan.Result.Added, "updated", plan.Result.Updated,
 		"removed", plan.Result.Removed, "repaired", plan.Result.Repaired, "backup", backup)
 	rep.Outcome = OutcomeApplied
-	if r.Restarter == nil {
+	if pending == nil {
 		return rep
 	}
-	active, err := r.Restarter.UnitActive(ctx, cfg.ContainerdUnit)
-	if err != nil {
-		rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("config written, but the state of %s is unknown: %w", cfg.ContainerdUnit, err)
-		return rep
+	pending.WrittenAt = r.now()
+	if err := r.savePending(pending); err != nil {
+		r.Log.Warn("could not record the write time; the next start restarts containerd to be sure", "err", err)
 	}
-	if !active {
-		r.Log.Info("containerd is not running; config written, not starting it", "unit", cfg.ContainerdUnit)
-		return rep
-	}
-	pending := &Pending{Candidate: hashOf(plan.Result.Out), Backup: backup, Existed: plan.Exists, Handlers: offeredNames(plan)}
-	r.savePending(pending)
+	crashpoint.Hit("apply: written recorded")
 	if err := r.waitRestartBudget(ctx); err != nil {
-		rep.Outcome, rep.Err = OutcomeError, err
+		rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("%w; finishing at the next start", err)
 		return rep
 	}
 	return r.finish(ctx, rep, pending)
+}
+
+func sourceHash(p *Plan) string {
+	if !p.Exists {
+		return ""
+	}
+	return hashOf(p.Original)
 }
 
 // finish restarts containerd and verifies it serves the pending apply's
@@ -223,6 +342,7 @@ func (r *Reconciler) finish(ctx context.Context, rep *Report, p *Pending) *Repor
 	switch {
 	case err == nil:
 		r.savePending(nil)
+		crashpoint.Hit("apply: done")
 		r.Log.Info("containerd restarted and verified", "handlers", p.Handlers)
 		return rep
 	case ctx.Err() != nil:
@@ -286,6 +406,8 @@ func (r *Reconciler) restartAndVerify(ctx context.Context, handlers []string) er
 	cfg := r.Applier.Cfg
 	r.lastRestart = r.now()
 	r.mutateState(func(s *State) { s.LastRestart = r.lastRestart })
+	crashpoint.Hit("restart: requested")
+	r.busy("restarting containerd", r.now().Add(2*time.Minute))
 	err := r.Restarter.RestartUnit(ctx, cfg.ContainerdUnit)
 	if r.Metrics != nil {
 		r.Metrics.restart(err)
@@ -293,24 +415,95 @@ func (r *Reconciler) restartAndVerify(ctx context.Context, handlers []string) er
 	if err != nil {
 		return err
 	}
+	crashpoint.Hit("restart: done")
 	vctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.VerifyTimeout))
 	defer cancel()
-	return r.Verifier.Verify(vctx, handlers)
+	r.busy("verifying containerd", r.now().Add(time.Duration(cfg.VerifyTimeout)+time.Second))
+	err = r.Verifier.Verify(vctx, handlers)
+	if err == nil {
+		crashpoint.Hit("verify: ok")
+	}
+	return err
 }
 
-// rollback puts the backup back, restarts containerd and verifies it, and
-// remembers the candidate as bad.
+// rollback puts the config that containerd last ran well back, restarts
+// containerd and verifies it, and remembers the candidate as bad. The intent
+// is recorded first, so that a stop anywhere in it is finished at the next
+// start. If someone else changed config.toml while containerd was being
+// verified, their bytes stay: containerd is restarted onto them and a new
+// plan is asked for.
 func (r *Reconciler) rollback(ctx context.Context, rep *Report, p *Pending, cause error) *Report {
-	cfg := r.Applier.Cfg
 	r.Log.Error("containerd did not come back healthy with the new config; rolling back", "err", cause)
-	if err := r.restoreBackup(p); err != nil {
-		rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("%v; and restoring the backup failed: %w", cause, err)
-		r.Log.Error("ROLLBACK FAILED: the node needs attention", "err", rep.Err)
-		return rep
+	var orig []byte
+	if p.Existed {
+		b, err := os.ReadFile(p.Backup)
+		if err != nil {
+			return r.rollbackFailed(rep, cause, fmt.Errorf("reading the backup: %w", err))
+		}
+		orig = b
 	}
-	r.addBad(p.Candidate)
+	rb := &Pending{Rollback: true, Target: hashOrAbsent(orig, p.Existed), Source: p.Target, Backup: p.Backup,
+		Existed: p.Existed, At: r.now()}
+	r.mutateState(func(s *State) {
+		s.Pending = rb
+		s.BadCandidates = addBad(s.BadCandidates, p.Target)
+	})
+	crashpoint.Hit("rollback: intent recorded")
 	if r.Metrics != nil {
 		r.Metrics.rollbacks.Inc()
+	}
+	return r.finishRollback(ctx, rep, rb, cause)
+}
+
+// finishRollback restores the backup if config.toml still holds the bad
+// candidate, then makes sure containerd runs what config.toml holds and is
+// healthy: restarted onto it, unless it already started after the restore.
+func (r *Reconciler) finishRollback(ctx context.Context, rep *Report, rb *Pending, cause error) *Report {
+	cfg := r.Applier.Cfg
+	cur, exists, err := readConfig(cfg.ContainerdConfig)
+	if err != nil {
+		return r.rollbackFailed(rep, cause, err)
+	}
+	switch h := hashOrAbsent(cur, exists); h {
+	case rb.Target:
+		// Restored already: a crash came after the restore.
+	case rb.Source:
+		err := r.restore(rb, cur)
+		switch {
+		case errors.Is(err, atomicfile.ErrChanged):
+			rep.Replan = true
+			r.Log.Warn("config.toml was changed by someone else while containerd was verified; keeping their bytes and restarting containerd onto them", "path", cfg.ContainerdConfig)
+		case err != nil:
+			return r.rollbackFailed(rep, cause, fmt.Errorf("restoring the backup: %w", err))
+		default:
+			crashpoint.Hit("rollback: restored")
+		}
+		rb.WrittenAt = time.Time{}
+	default:
+		rep.Replan = true
+		rb.WrittenAt = time.Time{}
+		r.Log.Warn("config.toml was changed by someone else during the apply; keeping their bytes and restarting containerd onto them", "path", cfg.ContainerdConfig)
+	}
+	now, exists, err := readConfig(cfg.ContainerdConfig)
+	if err != nil {
+		return r.rollbackFailed(rep, cause, err)
+	}
+	if h := hashOrAbsent(now, exists); h != rb.Target || rb.WrittenAt.IsZero() {
+		rb.Target, rb.WrittenAt = h, r.now()
+		r.savePending(rb)
+		crashpoint.Hit("rollback: written recorded")
+	}
+	r.LastWritten = rb.Target
+	if r.restartedSince(ctx, rb) {
+		// A crash came after the rollback's restart: only verify.
+		vctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.VerifyTimeout))
+		err := r.Verifier.Verify(vctx, nil)
+		cancel()
+		if err == nil {
+			r.savePending(nil)
+			rep.Outcome, rep.Err = OutcomeRolledBack, fmt.Errorf("rolled back: %w", cause)
+			return rep
+		}
 	}
 	if hit, err := r.Restarter.StartLimitHit(ctx, cfg.ContainerdUnit); err == nil && hit {
 		r.Log.Warn("containerd hit its start limit; resetting it before the rollback restart", "unit", cfg.ContainerdUnit)
@@ -318,82 +511,264 @@ func (r *Reconciler) rollback(ctx context.Context, rep *Report, p *Pending, caus
 			r.Log.Error("resetting the start limit failed", "err", err)
 		}
 	}
+	if r.lastRestart.IsZero() {
+		if st, err := LoadState(cfg.StateDir); err == nil && st != nil {
+			r.lastRestart = st.LastRestart
+		}
+	}
 	if err := r.sleep(ctx, r.lastRestart.Add(rollbackGap).Sub(r.now())); err != nil {
-		rep.Outcome, rep.Err = OutcomeError, err
+		rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("%v; interrupted during the rollback, finishing it at the next start: %w", cause, err)
 		return rep
 	}
+	rep.Restarted = true
 	if err := r.restartAndVerify(ctx, nil); err != nil {
-		rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("%v; and containerd is not healthy after the rollback either: %w", cause, err)
-		r.Log.Error("ROLLBACK FAILED: the node needs attention", "err", rep.Err)
-		return rep
+		if ctx.Err() != nil {
+			rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("%v; interrupted during the rollback, finishing it at the next start: %w", cause, ctx.Err())
+			return rep
+		}
+		r.savePending(nil)
+		return r.rollbackFailed(rep, cause, fmt.Errorf("containerd is not healthy after the rollback either: %w", err))
 	}
 	r.savePending(nil)
-	r.LastWritten = ""
+	crashpoint.Hit("rollback: done")
 	rep.Outcome, rep.Err = OutcomeRolledBack, fmt.Errorf("rolled back: %w", cause)
 	r.Log.Warn("rolled back; containerd is healthy with the previous config", "cause", cause)
 	return rep
 }
 
-func (r *Reconciler) restoreBackup(p *Pending) error {
+func (r *Reconciler) rollbackFailed(rep *Report, cause, err error) *Report {
+	rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("%v; and the rollback failed: %w", cause, err)
+	r.Log.Error("ROLLBACK FAILED: the node needs attention", "err", rep.Err)
+	return rep
+}
+
+// restore puts the backup back if config.toml still holds cur, the bad
+// candidate; anything else written meanwhile is kept (ErrChanged).
+func (r *Reconciler) restore(rb *Pending, cur []byte) error {
 	cfg := r.Applier.Cfg
-	if !p.Existed {
+	if !rb.Existed {
+		// There was no config.toml: remove the candidate if it is still ours.
+		now, exists, err := readConfig(cfg.ContainerdConfig)
+		if err != nil {
+			return err
+		}
+		if !exists || !bytes.Equal(now, cur) {
+			return atomicfile.ErrChanged
+		}
 		if err := os.Remove(cfg.ContainerdConfig); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
 	}
-	b, err := os.ReadFile(p.Backup)
+	b, err := os.ReadFile(rb.Backup)
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(cfg.ContainerdConfig, b, 0o644)
+	if hashOf(b) != rb.Target {
+		return fmt.Errorf("backup %s does not hold the config it was made from", rb.Backup)
+	}
+	return atomicfile.ReplaceIf(cfg.ContainerdConfig, b, 0o644, cur)
 }
 
-// Recover finishes a reconcile that a crash or a stop interrupted between
-// writing the config and verifying containerd: verify; if that fails,
-// restart (containerd may still run the old config) and verify again; if
-// that fails too, roll back.
+// readConfig reads config.toml; a missing file is (nil, false, nil).
+func readConfig(path string) ([]byte, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+// hashOrAbsent is the hash of a config's bytes, or "" for no file.
+func hashOrAbsent(b []byte, exists bool) string {
+	if !exists {
+		return ""
+	}
+	return hashOf(b)
+}
+
+// Recover finishes what a crash or a stop interrupted, from the state
+// file's pending record:
+//   - an apply whose write never happened is forgotten (the next reconcile
+//     plans it again);
+//   - an apply that was written is done only once containerd has started
+//     after the write and serves its handlers: otherwise containerd is
+//     restarted and verified, and rolled back on failure;
+//   - a rollback is finished: the backup is restored if it was not, and
+//     containerd is restarted onto it and verified;
+//   - if someone else has written config.toml since, their bytes are kept;
+//     a containerd that may be running an unverified config is restarted
+//     onto them.
 func (r *Reconciler) Recover(ctx context.Context) *Report {
 	cfg := r.Applier.Cfg
+	unlock, err := Lock(ctx, cfg.StateDir)
+	if err != nil {
+		return &Report{Outcome: OutcomeError, Err: err}
+	}
+	defer unlock()
+	r.removeTemps()
 	st, err := LoadState(cfg.StateDir)
 	if err != nil || st == nil || st.Pending == nil {
 		return nil
 	}
 	p := st.Pending
-	cur, err := os.ReadFile(cfg.ContainerdConfig)
-	if err != nil || hashOf(cur) != p.Candidate {
-		r.Log.Info("an interrupted apply was superseded; the config changed since", "path", cfg.ContainerdConfig)
-		r.savePending(nil)
-		return nil
-	}
-	r.Log.Warn("finishing an apply that was interrupted before containerd was verified")
-	rep := &Report{Outcome: OutcomeApplied}
-	vctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.VerifyTimeout)/4)
-	err = r.Verifier.Verify(vctx, p.Handlers)
-	cancel()
-	if err == nil {
-		r.savePending(nil)
-		return rep
-	}
 	if r.Restarter == nil {
+		r.Log.Warn("an interrupted apply needs a containerd restart, and this process does not restart containerd", "target", p.Target)
 		return nil
+	}
+	cur, exists, err := readConfig(cfg.ContainerdConfig)
+	if err != nil {
+		return &Report{Outcome: OutcomeError, Err: err}
+	}
+	disk := hashOrAbsent(cur, exists)
+	rep := &Report{Outcome: OutcomeApplied}
+	switch {
+	case p.Rollback:
+		r.Log.Warn("finishing a rollback that was interrupted")
+		if r.Metrics != nil {
+			r.Metrics.rollbacks.Inc()
+		}
+		rep.Outcome = OutcomeRolledBack
+		return r.finishRollback(ctx, rep, p, errors.New("an earlier apply failed verification"))
+	case disk == p.Source && disk != p.Target:
+		r.Log.Info("an interrupted apply never wrote the config; planning it again")
+		r.savePending(nil)
+		return nil
+	case disk != p.Target:
+		r.Log.Warn("an interrupted apply was superseded: config.toml was changed by someone else since", "path", cfg.ContainerdConfig)
+		return r.recoverSuperseded(ctx, rep, p)
+	}
+	r.LastWritten = disk
+	if r.restartedSince(ctx, p) {
+		r.Log.Warn("finishing an apply that was interrupted: containerd restarted after the write; verifying it")
+		vctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.VerifyTimeout))
+		err := r.Verifier.Verify(vctx, p.Handlers)
+		cancel()
+		if err == nil {
+			r.savePending(nil)
+			return rep
+		}
+		if ctx.Err() != nil {
+			return &Report{Outcome: OutcomeError, Err: ctx.Err()}
+		}
+		return r.rollback(ctx, rep, p, err)
+	}
+	r.Log.Warn("finishing an apply that was interrupted: containerd has not restarted since the write")
+	if err := r.waitRestartBudget(ctx); err != nil {
+		return &Report{Outcome: OutcomeError, Err: err}
 	}
 	return r.finish(ctx, rep, p)
 }
 
-// Pending is a written config whose restart and verification have not
-// finished; it survives a crash in the state file.
+// removeTemps deletes what writes killed before their rename left behind:
+// next to config.toml, the state file, the labels and in the backups. Every
+// writer of these holds the state lock, as the caller does.
+func (r *Reconciler) removeTemps() {
+	cfg := r.Applier.Cfg
+	var removed []string
+	for _, p := range []string{cfg.ContainerdConfig, StateFile(cfg.StateDir), cfg.NFDFeatureFile} {
+		if p == "" {
+			continue
+		}
+		got, err := atomicfile.RemoveTemps(p)
+		if err != nil {
+			r.Log.Warn("could not remove temporary files of an interrupted write", "file", p, "err", err)
+		}
+		removed = append(removed, got...)
+	}
+	dir := filepath.Join(cfg.StateDir, "backups")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+				removed = append(removed, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	if len(removed) > 0 {
+		r.Log.Info("removed temporary files of an interrupted write", "files", removed)
+	}
+}
+
+// recoverSuperseded handles a pending apply whose config was replaced by
+// someone else. If containerd started after our write, it may be running
+// our unverified candidate: it is verified, and restarted onto the bytes on
+// disk if it is not healthy.
+func (r *Reconciler) recoverSuperseded(ctx context.Context, rep *Report, p *Pending) *Report {
+	cfg := r.Applier.Cfg
+	defer r.savePending(nil)
+	if !r.restartedSince(ctx, p) {
+		return nil
+	}
+	vctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.VerifyTimeout))
+	err := r.Verifier.Verify(vctx, nil)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	r.Log.Warn("containerd is not healthy; restarting it onto the config on disk", "err", err)
+	rep.Restarted = true
+	if err := r.restartAndVerify(ctx, nil); err != nil {
+		rep.Outcome, rep.Err = OutcomeError, fmt.Errorf("containerd is not healthy on the config someone else wrote: %w", err)
+		return rep
+	}
+	rep.Outcome = OutcomeUnchanged
+	return rep
+}
+
+// restartedSince reports whether containerd's main process started after
+// the pending write. Unknown means no: restarting once more is safe,
+// skipping a needed restart is not.
+func (r *Reconciler) restartedSince(ctx context.Context, p *Pending) bool {
+	if p.WrittenAt.IsZero() {
+		return false
+	}
+	started, err := r.Restarter.StartedAt(ctx, r.Applier.Cfg.ContainerdUnit)
+	if err != nil {
+		r.Log.Warn("could not tell when containerd started; restarting it to be sure", "err", err)
+		return false
+	}
+	return started.After(p.WrittenAt)
+}
+
+// Pending is a step that changes the node and has not finished: recorded
+// before it is taken, cleared when containerd is verified on its result.
 type Pending struct {
-	Candidate string   `json:"candidate"`
-	Backup    string   `json:"backup"`
-	Existed   bool     `json:"existed"`
-	Handlers  []string `json:"handlers"`
+	// Target is the hash of the config.toml containerd must end up running
+	// ("" for no file); Source the hash of the one it replaces.
+	Target string `json:"target"`
+	Source string `json:"source"`
+	// Backup holds the config before the apply; Existed is whether there
+	// was one.
+	Backup  string `json:"backup,omitempty"`
+	Existed bool   `json:"existed"`
+	// Handlers are the handlers containerd must serve on Target.
+	Handlers []string `json:"handlers,omitempty"`
+	// Rollback is true when Target is what a rollback restores.
+	Rollback bool `json:"rollback,omitempty"`
+	// At is when the step was recorded, before its write; WrittenAt when
+	// the write was seen done (zero if a crash came first).
+	At        time.Time `json:"at"`
+	WrittenAt time.Time `json:"written_at,omitzero"`
 }
 
 // maxBad bounds the remembered bad candidates.
 const maxBad = 20
 
-func (r *Reconciler) mutateState(f func(*State)) {
+func addBad(list []string, h string) []string {
+	if !slices.Contains(list, h) {
+		list = append(list, h)
+	}
+	if n := len(list); n > maxBad {
+		list = list[n-maxBad:]
+	}
+	return list
+}
+
+func (r *Reconciler) mutateState(f func(*State)) error {
 	st, err := LoadState(r.Applier.Cfg.StateDir)
 	if err != nil || st == nil {
 		st = &State{}
@@ -401,18 +776,21 @@ func (r *Reconciler) mutateState(f func(*State)) {
 	f(st)
 	if err := SaveState(r.Applier.Cfg.StateDir, st); err != nil {
 		r.Log.Warn("could not save state", "err", err)
+		return err
 	}
+	return nil
 }
 
-func (r *Reconciler) savePending(p *Pending) { r.mutateState(func(s *State) { s.Pending = p }) }
+func (r *Reconciler) savePending(p *Pending) error {
+	return r.mutateState(func(s *State) { s.Pending = p })
+}
 
-func (r *Reconciler) addBad(h string) {
+// clearPendingIf drops p from the state file if it is still the pending
+// record (a write that failed before it happened).
+func (r *Reconciler) clearPendingIf(p *Pending) {
 	r.mutateState(func(s *State) {
-		if !slices.Contains(s.BadCandidates, h) {
-			s.BadCandidates = append(s.BadCandidates, h)
-		}
-		if n := len(s.BadCandidates); n > maxBad {
-			s.BadCandidates = s.BadCandidates[n-maxBad:]
+		if s.Pending != nil && s.Pending.Target == p.Target && s.Pending.At.Equal(p.At) {
+			s.Pending = nil
 		}
 	})
 }
@@ -423,8 +801,8 @@ func (r *Reconciler) saveState(st *State) {
 	}
 }
 
-func (r *Reconciler) writeLabels(p *Plan) {
-	if _, err := WriteLabels(r.Applier.Cfg.NFDFeatureFile, p); err != nil {
+func (r *Reconciler) writeLabels(p *policy.Policy, offered map[string]bool) {
+	if _, err := WriteLabels(r.Applier.Cfg.NFDFeatureFile, p, offered); err != nil {
 		r.Log.Warn("could not write node labels", "path", r.Applier.Cfg.NFDFeatureFile, "err", err)
 	}
 }
@@ -436,6 +814,6 @@ func (r *Reconciler) ConfigIsOwnWrite() bool {
 	if r.LastWritten == "" {
 		return false
 	}
-	b, err := os.ReadFile(r.Applier.Cfg.ContainerdConfig)
-	return err == nil && hashOf(b) == r.LastWritten
+	b, exists, err := readConfig(r.Applier.Cfg.ContainerdConfig)
+	return err == nil && hashOrAbsent(b, exists) == r.LastWritten
 }

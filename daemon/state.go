@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
+	"github.com/runtimeclassd/runtimeclassd/policy"
 	"github.com/runtimeclassd/runtimeclassd/shimcheck"
 	"github.com/runtimeclassd/runtimeclassd/tomlpatch"
 )
@@ -21,6 +23,9 @@ const (
 	OutcomeInvalid    = "invalid"
 	OutcomeRolledBack = "rolled_back"
 	OutcomeError      = "error"
+	// OutcomeHeld is a reconcile that applied nothing because
+	// `runtimeclassd revert` ran and the policy has not changed since.
+	OutcomeHeld = "held"
 )
 
 // State is what the last reconcile did, kept in the state dir for
@@ -48,20 +53,64 @@ type State struct {
 	// BadCandidates are hashes of configs that were rolled back; they are
 	// not tried again.
 	BadCandidates []string `json:"bad_candidates,omitempty"`
+	// Hold is set by `runtimeclassd revert`: the daemon applies nothing
+	// until the policy changes or `runtimeclassd apply` runs.
+	Hold *Hold `json:"hold,omitempty"`
 }
 
-// RecordOutcome saves st as the last outcome, keeping the pending apply,
-// the bad candidates and the time of the last success from the state file.
+// Hold is a revert that the daemon must not undo.
+type Hold struct {
+	At time.Time `json:"at"`
+	// Policy is the policy's hash when revert ran ("" if it could not be
+	// read); a different policy lifts the hold.
+	Policy string `json:"policy"`
+}
+
+func holdOf(st *State) *Hold {
+	if st == nil {
+		return nil
+	}
+	return st.Hold
+}
+
+// RecordOutcome saves st as the last outcome. The pending record, the bad
+// candidates, the last restart and the revert hold are kept from the state
+// file, except that a successful revert sets the hold to st.Hold and a
+// successful apply lifts it. Nothing is written when only the time would
+// change, so an idle daemon's resyncs write nothing.
 func RecordOutcome(stateDir string, st *State) error {
 	prev, err := LoadState(stateDir)
 	if err != nil || prev == nil {
 		prev = &State{}
 	}
-	st.Pending, st.BadCandidates, st.LastSuccess, st.LastRestart = prev.Pending, prev.BadCandidates, prev.LastSuccess, prev.LastRestart
-	if st.Outcome == OutcomeApplied || st.Outcome == OutcomeUnchanged {
+	hold := prev.Hold
+	success := st.Outcome == OutcomeApplied || st.Outcome == OutcomeUnchanged
+	switch {
+	case success && st.Command == "revert":
+		hold = st.Hold
+	case success && st.Command == "apply":
+		hold = nil
+	}
+	st.Pending, st.BadCandidates, st.LastSuccess, st.LastRestart, st.Hold = prev.Pending, prev.BadCandidates, prev.LastSuccess, prev.LastRestart, hold
+	if success {
 		st.LastSuccess = st.Time
 	}
+	if sameOutcome(prev, st) {
+		return nil
+	}
 	return SaveState(stateDir, st)
+}
+
+// sameOutcome reports whether two states differ only in their times.
+func sameOutcome(a, b *State) bool {
+	if a.LastSuccess.IsZero() != b.LastSuccess.IsZero() {
+		return false
+	}
+	x, y := *a, *b
+	x.Time, y.Time, x.LastSuccess, y.LastSuccess = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	ja, err1 := json.Marshal(x)
+	jb, err2 := json.Marshal(y)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // HandlerState is one policy handler in the state file.
@@ -104,41 +153,83 @@ func LoadState(stateDir string) (*State, error) {
 	return &s, nil
 }
 
-// StateOf describes a plan's outcome.
+// StateOf describes a plan's outcome; the handlers' states are filled in
+// by handlerStates once it is known what containerd serves.
 func StateOf(command string, p *Plan, outcome, backup string, now time.Time) *State {
 	s := &State{Time: now.UTC(), Command: command, Outcome: outcome, Backup: backup}
 	if p == nil {
 		return s
 	}
-	offered := p.OfferedSet()
 	for _, c := range p.Result.Conflicts {
 		s.Conflicts = append(s.Conflicts, c.String())
 	}
-	if p.Policy == nil {
-		return s
+	return s
+}
+
+// handlerStates says, for each policy handler, whether it is offered and
+// if not, why.
+func handlerStates(pol *policy.Policy, p *Plan, offered map[string]bool) []HandlerState {
+	if pol == nil {
+		return nil
 	}
-	for i, h := range p.Policy.Handlers {
+	var out []HandlerState
+	for i, h := range pol.Handlers {
 		hs := HandlerState{Name: h.Name, Offered: offered[h.Name]}
-		if p.Readiness != nil {
+		if p != nil && p.Policy == pol && p.Readiness != nil {
 			hs.Checks = p.Readiness[i].Checks
 			if !p.Readiness[i].Ready {
 				hs.Reason = "not ready: " + p.Readiness[i].Reason()
 			}
 		}
-		for _, c := range p.Result.Conflicts {
-			if c.Handler == h.Name {
-				hs.Reason = c.String()
+		if p != nil {
+			for _, c := range p.Result.Conflicts {
+				if c.Handler == h.Name {
+					hs.Reason = c.String()
+				}
 			}
 		}
-		s.Handlers = append(s.Handlers, hs)
+		if !hs.Offered && hs.Reason == "" {
+			switch {
+			case offered == nil:
+				hs.Reason = "unknown: containerd was not asked"
+			case p != nil && p.OfferedSet()[h.Name]:
+				hs.Reason = "written to config.toml, but the running containerd does not serve it (not restarted yet, rolled back, or down)"
+			default:
+				hs.Reason = "not in config.toml"
+			}
+		}
+		out = append(out, hs)
 	}
-	return s
+	return out
 }
 
 // ManagedBlocks lists the handlers config.toml has managed blocks for, with
 // " (edited by hand)" after those whose content no longer matches their
 // hash. A missing config has none.
 func ManagedBlocks(configPath string) ([]string, error) {
+	blocks, err := blocksOf(configPath)
+	var out []string
+	for _, b := range blocks {
+		name := b.Handler
+		if !b.Intact {
+			name += " (edited by hand)"
+		}
+		out = append(out, name)
+	}
+	return out, err
+}
+
+// managedNames lists the handlers config.toml has managed blocks for.
+func managedNames(configPath string) ([]string, error) {
+	blocks, err := blocksOf(configPath)
+	var out []string
+	for _, b := range blocks {
+		out = append(out, b.Handler)
+	}
+	return out, err
+}
+
+func blocksOf(configPath string) ([]ctrdconfig.Block, error) {
 	src, err := os.ReadFile(configPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -150,17 +241,5 @@ func ManagedBlocks(configPath string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	blocks, err := ctrdconfig.Blocks(doc)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, b := range blocks {
-		name := b.Handler
-		if !b.Intact {
-			name += " (edited by hand)"
-		}
-		out = append(out, name)
-	}
-	return out, nil
+	return ctrdconfig.Blocks(doc)
 }

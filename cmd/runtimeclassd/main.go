@@ -244,118 +244,82 @@ func revertFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 }
 
 // change runs apply or revert. The config or diff goes to stdout; what
-// happened goes to stderr.
+// happened goes to stderr. Anything that writes takes the daemon's own path
+// (lock, backup, compare-and-swap write, state, labels from what containerd
+// serves), with or without the restart.
 func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff, noRestart bool) error {
-	if !dryRun && !noRestart {
-		return e.applyAndRestart(ctx, opts) // the reconciler takes the lock
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if !dryRun {
-		unlock, err := daemon.Lock(ctx, e.cfg.StateDir)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
-	a := e.applier()
-	command := opts.Command
-	plan, err := a.Plan(ctx, opts)
-	if err != nil {
-		if !dryRun {
-			e.saveState(daemon.StateOf(command, nil, daemon.Outcome(err), "", time.Now()), err)
-		}
-		return err
-	}
-	res := plan.Result
-	e.printPlan(plan)
-	if diff {
-		fmt.Fprint(e.stdout, plan.Diff(e.cfg.ContainerdConfig))
-	}
 	if dryRun {
-		if !diff {
-			e.stdout.Write(res.Out)
-		}
-		if opts.NoValidate {
-			fmt.Fprintln(e.stderr, "dry run, not validated by containerd: nothing was written")
-		} else {
-			fmt.Fprintln(e.stderr, "dry run: nothing was written")
-		}
-		return nil
+		return e.dryRun(ctx, opts, diff)
 	}
-	if !res.Changed {
-		fmt.Fprintf(e.stderr, "%s is up to date; nothing written\n", e.cfg.ContainerdConfig)
-		e.saveState(daemon.StateOf(command, plan, daemon.OutcomeUnchanged, "", time.Now()), nil)
-		return e.writeLabels(plan)
-	}
-	backup, err := a.Commit(plan)
-	if err != nil {
-		e.saveState(daemon.StateOf(command, plan, daemon.OutcomeError, "", time.Now()), err)
-		return err
-	}
-	e.saveState(daemon.StateOf(command, plan, daemon.OutcomeApplied, backup, time.Now()), nil)
-	if err := e.writeLabels(plan); err != nil {
-		return err
-	}
-	if backup != "" {
-		fmt.Fprintf(e.stderr, "wrote %s (previous version saved as %s)\n", e.cfg.ContainerdConfig, backup)
-	} else {
-		fmt.Fprintf(e.stderr, "wrote %s (new file)\n", e.cfg.ContainerdConfig)
-	}
-	fmt.Fprintf(e.stderr, "not restarting containerd (--no-restart); the change takes effect at its next restart\n")
-	return nil
-}
-
-// applyAndRestart is apply (or revert) without --no-restart: the daemon's
-// own path of write, restart over D-Bus, verify, and roll back.
-func (e *env) applyAndRestart(ctx context.Context, opts daemon.PlanOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	// Bad input is reported as such, before anything about systemd.
-	if _, err := e.applier().Plan(ctx, opts); err != nil {
-		e.saveState(daemon.StateOf(opts.Command, nil, daemon.Outcome(err), "", time.Now()), err)
-		return err
-	}
-	rec, closeFn, err := e.reconciler(ctx, true)
-	if err != nil {
-		return fmt.Errorf("cannot restart containerd: %w", err)
-	}
+	rec, closeFn := e.reconciler(!noRestart)
 	defer closeFn()
 	rep := rec.ReconcileWith(ctx, opts)
 	if rep.Plan != nil {
 		e.printPlan(rep.Plan)
+		if diff {
+			fmt.Fprint(e.stdout, rep.Plan.Diff(e.cfg.ContainerdConfig))
+		}
 	}
 	switch {
-	case rep.Err != nil:
+	case rep.Err != nil && rep.Outcome != daemon.OutcomeHeld:
 		return rep.Err
 	case rep.Outcome == daemon.OutcomeUnchanged:
 		fmt.Fprintf(e.stderr, "%s is up to date; nothing written\n", e.cfg.ContainerdConfig)
 	case rep.Restarted:
-		fmt.Fprintf(e.stderr, "wrote %s (backup %s), restarted %s and verified it serves %v\n", e.cfg.ContainerdConfig, rep.Backup, e.cfg.ContainerdUnit, rep.Plan.OfferedSet())
+		fmt.Fprintf(e.stderr, "wrote %s (%s), restarted %s and verified it serves %s\n", e.cfg.ContainerdConfig, backupNote(rep.Backup), e.cfg.ContainerdUnit, servedNote(rep))
+	case noRestart:
+		fmt.Fprintf(e.stderr, "wrote %s (%s)\n", e.cfg.ContainerdConfig, backupNote(rep.Backup))
+		fmt.Fprintf(e.stderr, "not restarting containerd (--no-restart); the change takes effect at its next restart\n")
 	default:
-		fmt.Fprintf(e.stderr, "wrote %s (backup %s); %s is not running, so it was not started\n", e.cfg.ContainerdConfig, rep.Backup, e.cfg.ContainerdUnit)
+		fmt.Fprintf(e.stderr, "wrote %s (%s); %s is not running, so it was not started\n", e.cfg.ContainerdConfig, backupNote(rep.Backup), e.cfg.ContainerdUnit)
+	}
+	if opts.Revert {
+		fmt.Fprintln(e.stderr, "a running daemon will not re-apply the policy until it changes or `runtimeclassd apply` runs")
 	}
 	return nil
 }
 
-// saveState records the outcome for `status`; failing to is only logged.
-func (e *env) saveState(st *daemon.State, err error) {
-	if err != nil {
-		st.Reason = err.Error()
+func backupNote(backup string) string {
+	if backup == "" {
+		return "new file"
 	}
-	if serr := daemon.RecordOutcome(e.cfg.StateDir, st); serr != nil {
-		e.log.Warn("could not save state", "err", serr)
-	}
+	return "previous version saved as " + backup
 }
 
-// writeLabels updates the Node Feature Discovery feature file.
-func (e *env) writeLabels(plan *daemon.Plan) error {
-	wrote, err := daemon.WriteLabels(e.cfg.NFDFeatureFile, plan)
-	if err != nil {
-		return fmt.Errorf("writing node labels: %w", err)
+func servedNote(rep *daemon.Report) string {
+	var names []string
+	for n, ok := range rep.Offered {
+		if ok {
+			names = append(names, n)
+		}
 	}
-	if wrote {
-		fmt.Fprintf(e.stderr, "node labels updated in %s\n", e.cfg.NFDFeatureFile)
+	sort.Strings(names)
+	if len(names) == 0 {
+		return "no managed handlers"
+	}
+	return strings.Join(names, ", ")
+}
+
+// dryRun plans and prints; it writes nothing and takes no lock.
+func (e *env) dryRun(ctx context.Context, opts daemon.PlanOptions, diff bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	plan, err := e.applier().Plan(ctx, opts)
+	if err != nil {
+		return err
+	}
+	e.printPlan(plan)
+	if diff {
+		fmt.Fprint(e.stdout, plan.Diff(e.cfg.ContainerdConfig))
+	} else {
+		e.stdout.Write(plan.Result.Out)
+	}
+	if opts.NoValidate {
+		fmt.Fprintln(e.stderr, "dry run, not validated by containerd: nothing was written")
+	} else {
+		fmt.Fprintln(e.stderr, "dry run: nothing was written")
 	}
 	return nil
 }

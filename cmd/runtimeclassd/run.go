@@ -35,10 +35,7 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		}
 		e.log.Info("starting", "version", version, "policy_dir", e.cfg.PolicyDir, "containerd_config", e.cfg.ContainerdConfig)
 		metrics := daemon.NewMetrics(version)
-		rec, closeFn, err := e.reconciler(ctx, !*noRestart)
-		if err != nil {
-			return err
-		}
+		rec, closeFn := e.reconciler(!*noRestart)
 		defer closeFn()
 		rec.Metrics = metrics
 		hup := make(chan os.Signal, 1)
@@ -75,21 +72,19 @@ func (e *env) mux(m *daemon.Metrics, ready <-chan struct{}) *http.ServeMux {
 	return mux
 }
 
-// reconciler builds the reconcile pipeline; with restart, it connects to
-// systemd over D-Bus.
-func (e *env) reconciler(ctx context.Context, restart bool) (*daemon.Reconciler, func(), error) {
+// reconciler builds the reconcile pipeline; with restart, it restarts
+// containerd over D-Bus, connecting on first use so that bad input is
+// reported before anything about systemd.
+func (e *env) reconciler(restart bool) (*daemon.Reconciler, func()) {
 	rec := &daemon.Reconciler{
 		Applier:  e.applier(),
 		Verifier: &ctrdhealth.Checker{Address: e.cfg.ContainerdAddress},
 		Log:      e.log,
 	}
 	if !restart {
-		return rec, func() {}, nil
+		return rec, func() {}
 	}
-	m, err := systemd.Connect(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w (run with --no-restart to write the config only)", err)
-	}
+	m := systemd.Lazy()
 	rec.Restarter = m
-	return rec, m.Close, nil
+	return rec, m.Close
 }

@@ -57,6 +57,18 @@ type node struct {
 
 func bootNode(t *testing.T, name string, major int) *node {
 	t.Helper()
+	return bootNodeWith(t, name, major, nodeOptions{})
+}
+
+// nodeOptions changes how bootNodeWith prepares a node. The zero value is
+// the node that bootNode boots.
+type nodeOptions struct {
+	noPackage bool        // boot without installing runtimeclassd
+	prepare   func(*node) // writes into the node's root before it boots
+}
+
+func bootNodeWith(t *testing.T, name string, major int, with nodeOptions) *node {
+	t.Helper()
 	for _, p := range []string{rootfs, binary, debFile} {
 		if _, err := os.Stat(p); err != nil || p == "" {
 			t.Fatalf("missing %q: run make e2e (it builds the binary and the rootfs)", p)
@@ -76,6 +88,9 @@ func bootNode(t *testing.T, name string, major int) *node {
 	}
 	t.Cleanup(n.destroy)
 	n.install()
+	if with.prepare != nil {
+		with.prepare(n)
+	}
 
 	log, _ := os.Create(filepath.Join(dir, "console.log"))
 	n.cmd = exec.Command("systemd-nspawn", "--register=no", "--keep-unit", "--capability=all", "-q",
@@ -92,6 +107,9 @@ func bootNode(t *testing.T, name string, major int) *node {
 		return err
 	})
 	n.origin = n.readFile("/etc/containerd/config.toml")
+	if with.noPackage {
+		return n
+	}
 	// The real package: its postinst enables and starts the service.
 	n.mustSh("dpkg -i /var/tmp/runtimeclassd.deb")
 	n.waitFor("runtimeclassd active after dpkg -i", 30*time.Second, func() error {

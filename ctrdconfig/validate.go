@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,7 +184,7 @@ func compareRuntime(r Runtime, got map[string]any) []string {
 			bad = append(bad, fmt.Sprintf("runtime %q: key %s = %s was written but containerd reads %s", r.Name, key, spell(want), spell(have)))
 		}
 	}
-	for _, k := range sortedKeys(r.Fields) {
+	for _, k := range slices.Sorted(maps.Keys(r.Fields)) {
 		check(k, r.Fields[k], got, k)
 	}
 	if len(r.Options) > 0 {
@@ -191,7 +192,7 @@ func compareRuntime(r Runtime, got map[string]any) []string {
 		if !ok {
 			return append(bad, fmt.Sprintf("runtime %q: its options table was written but containerd dropped it", r.Name))
 		}
-		for _, k := range sortedKeys(r.Options) {
+		for _, k := range slices.Sorted(maps.Keys(r.Options)) {
 			check("options."+k, r.Options[k], opts, k)
 		}
 	}
@@ -261,15 +262,6 @@ func formattable(v any) bool {
 		return true
 	}
 	return false
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func lookupTable(m map[string]any, path []string) any {

@@ -2,10 +2,10 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -132,7 +132,7 @@ func checkOptions(runtimeType string, opts map[string]any) []fieldErr {
 	}
 	schema := schemaOf(runtimeType)
 	seen := map[string]string{} // canonical (or lowercase) -> key as written
-	for _, k := range sortedKeys(opts) {
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
 		key := []string{"options", k}
 		if !bareKey.MatchString(k) {
 			errs = append(errs, fieldErr{key: key, msg: fmt.Sprintf("option key %s must be letters, digits, '_' and '-' only (at most 64)", quoteKey(k))})
@@ -269,7 +269,7 @@ func checkValue(v any, depth int) []fieldErr {
 		}
 		var errs []fieldErr
 		seen := map[string]string{}
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			if !bareKey.MatchString(k) {
 				errs = append(errs, fieldErr{key: []string{k}, msg: fmt.Sprintf("option key %s must be letters, digits, '_' and '-' only (at most 64)", quoteKey(k))})
 				continue
@@ -314,7 +314,7 @@ func canonicalOptions(runtimeType string, opts map[string]any) (map[string]any, 
 	out := make(map[string]any, len(opts))
 	written := make(map[string]string, len(opts)) // canonical -> as written
 	schema := schemaOf(runtimeType)
-	for _, k := range sortedKeys(opts) {
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
 		v := opts[k]
 		c := k
 		if spec, ok := specOf(schema, k); ok {
@@ -368,22 +368,13 @@ func optionPaths(runtimeType string, opts map[string]any) []PathValue {
 				walk(prefix, key, e)
 			}
 		case map[string]any:
-			for _, k := range sortedKeys(x) {
+			for _, k := range slices.Sorted(maps.Keys(x)) {
 				walk(prefix+"."+k, k, x[k])
 			}
 		}
 	}
 	walk("options", "", opts)
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // quoteKey spells a key for a message: bare when it may be, else quoted

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -336,7 +337,7 @@ func parse(name string, src []byte, opts Options) ([]Handler, error) {
 		}
 	}
 	var out []Handler
-	for _, n := range sortedKeys(spec.Handlers) {
+	for _, n := range slices.Sorted(maps.Keys(spec.Handlers)) {
 		s := spec.Handlers[n]
 		if s == nil {
 			continue

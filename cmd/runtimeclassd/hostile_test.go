@@ -624,9 +624,10 @@ func TestMetricsListenOnLoopbackByDefault(t *testing.T) {
 
 // TestRealContainerdRunsBinaryNameInAnySpelling shows, with the real
 // containerd 2.4.2, why option spellings matter: containerd reads runc's
-// BinaryName from `binaryname` too, and executes it as root when its CRI
-// plugin starts (it asks each runc handler's binary for its features). The
-// policy's spelling, whatever it is, reaches containerd as BinaryName.
+// BinaryName from `binaryname` too, even from `B\u0130naryName`, and
+// executes it as root when its CRI plugin starts (it asks each runc
+// handler's binary for its features). The policy refuses such keys or
+// writes them as BinaryName, which reaches containerd as written.
 func TestRealContainerdRunsBinaryNameInAnySpelling(t *testing.T) {
 	t.Parallel()
 	if os.Getuid() != 0 {
@@ -639,6 +640,9 @@ func TestRealContainerdRunsBinaryNameInAnySpelling(t *testing.T) {
 	}{
 		{"a hand-written lowercase key", func(t *testing.T, runtimes, fake string) string {
 			return fmt.Sprintf("[%s.x]\n  runtime_type = \"io.containerd.runc.v2\"\n  [%s.x.options]\n    binaryname = %q\n", runtimes, runtimes, fake)
+		}},
+		{"a key with a dotted capital I, which Go lowercases to i", func(t *testing.T, runtimes, fake string) string {
+			return fmt.Sprintf("[%s.x]\n  runtime_type = \"io.containerd.runc.v2\"\n  [%s.x.options]\n    \"B\\u0130naryName\" = %q\n", runtimes, runtimes, fake)
 		}},
 		{"a policy's lowerCamel key, as runtimeclassd writes it", func(t *testing.T, runtimes, fake string) string {
 			hs, err := policy.Parse("p.toml", []byte(runcOpts+"binaryName = \""+fake+"\"\n"), policy.Options{AllowedPrefixes: []string{filepath.Dir(fake)}})

@@ -42,6 +42,7 @@ lint:
 e2e: package
 	@scripts/deps.sh systemd-container debootstrap busybox-static rpm >/dev/null
 	scripts/e2e-rootfs.sh
+	scripts/kube-bins.sh >/dev/null
 	RUNTIMECLASSD_DEB=$$(ls $(CURDIR)/dist/*.deb) RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 15m -v ./test/e2e 2>&1 | grep -E '^(=== RUN|\s*---|\s+\S+_test.go|ok|FAIL|PASS)' ; exit $${PIPESTATUS[0]}
 
 # The figures in the issue notes: CRI downtime vs a bare restart, idle

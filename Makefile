@@ -63,6 +63,12 @@ fuzz:
 	$(GO) test ./ctrdconfig -run '^$$' -fuzz FuzzPatch -fuzztime 60s -fuzzminimizetime 5s
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzPolicy$$' -fuzztime 5m -fuzzminimizetime 5s
 
+# The crash-consistency suite in full: a kill at every step of six apply and
+# rollback scenarios, and enough kills at random moments for over 2,000 runs
+# (make test runs it with fewer random kills).
+fault:
+	RUNTIMECLASSD_CRASH_RANDOM=300 $(GO) test -count=1 -timeout 30m -run 'TestCrashConsistency' -v ./daemon 2>&1 | grep -E 'crash suite|steps, each|^(ok|FAIL)|^\s+(---|\S+_test.go)'; exit $${PIPESTATUS[0]}
+
 demo: deps build
 	scripts/demo.sh
 

@@ -351,11 +351,11 @@ func (a *Applier) backup(b []byte) (string, error) {
 // reconcile runs at a time. It blocks until the lock is free or ctx ends.
 func Lock(ctx context.Context, stateDir string) (unlock func(), err error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("state dir %s: %w", stateDir, err)
 	}
 	f, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("state dir %s: %w", stateDir, err)
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)

@@ -61,11 +61,7 @@ func (r *rig) labels() string {
 	return string(b)
 }
 
-func (r *rig) running() []byte {
-	r.sd.mu.Lock()
-	defer r.sd.mu.Unlock()
-	return r.sd.running
-}
+func (r *rig) running() []byte { return r.sd.runs() }
 
 const badKata = "[handlers.kata]\npreset = \"kata\"\nrequires = []\n"
 

@@ -8,19 +8,22 @@ CACHE     ?= /var/tmp/runtimeclassd-cache
 CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
 export CONTAINERD2_BIN
 
-.PHONY: all build test unit security e2e measure package deps lint bench fuzz demo clean
+.PHONY: all build test unit security rules tools-test dashboard e2e measure package package-lint deps lint bench fuzz demo clean
 
 all: build
 
+# Position-independent (ASLR), with no library but the dynamic loader that
+# relocates it: what lintian and rpmlint expect of a distribution's binary.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/runtimeclassd
+	CGO_ENABLED=0 $(GO) build -buildmode=pie -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/runtimeclassd
 
 deps:
 	@scripts/deps.sh >/dev/null
 
-# Every test, against real containerd 1.6 and 2.4.2 binaries, and the
-# real-node e2e tests. Missing binaries are a failure here, not a skip.
-test: deps unit security e2e
+# Every test, against real containerd 1.6 and 2.4.2 binaries, the alert
+# rules' and the dashboard's tests, and the real-node e2e tests. Missing
+# binaries are a failure here, not a skip.
+test: deps unit security rules tools-test e2e
 
 unit:
 	RUNTIMECLASSD_REQUIRE_REAL=1 $(GO) test -race -count=1 ./...
@@ -31,8 +34,31 @@ security:
 	set -o pipefail; RUNTIMECLASSD_REQUIRE_REAL=1 $(GO) test -count=1 -run '^TestHostileInputs$$' -v ./cmd/runtimeclassd | grep -E 'hostile-input suite:|^(ok|FAIL)'
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzPolicy$$' -fuzztime 20s
 
-lint:
+# The alert rules: promtool's own checks, and a unit test for every alert.
+rules:
+	promtool check rules packaging/prometheus-alerts.yml
+	cd packaging && promtool test rules prometheus-alerts_test.yml
+
+# tools/dashboard is a module of its own (the Grafana SDK and Prometheus'
+# PromQL parser stay out of runtimeclassd's go.mod): it generates the
+# dashboard and checks every query of the dashboard and the alert rules.
+tools-test:
+	cd tools/dashboard && GOWORK=off $(GO) test -count=1 ./...
+
+# Regenerates packaging/grafana-dashboard.json from tools/dashboard.
+dashboard:
+	cd tools/dashboard && GOWORK=off $(GO) run . > ../../packaging/grafana-dashboard.json.tmp
+	mv packaging/grafana-dashboard.json.tmp packaging/grafana-dashboard.json
+
+# lintian on the .deb and rpmlint on the .rpm; explained exceptions only
+# (packaging/lintian-overrides, packaging/rpmlint.toml).
+package-lint: package
+	@scripts/deps.sh lintian rpmlint rpm cpio >/dev/null
+	scripts/lint-packages.sh
+
+lint: package-lint
 	$(GO) vet ./...
+	cd tools/dashboard && GOWORK=off $(GO) vet ./...
 	@if command -v staticcheck >/dev/null 2>&1 || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2 >/dev/null 2>&1; then \
 		PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...; \
 	else echo "staticcheck could not be installed; ran go vet only"; fi
@@ -40,7 +66,7 @@ lint:
 
 # Real nodes: systemd + D-Bus + containerd under systemd-nspawn (root).
 e2e: package
-	@scripts/deps.sh systemd-container debootstrap busybox-static rpm >/dev/null
+	@scripts/deps.sh systemd-container debootstrap busybox-static rpm cpio prometheus >/dev/null
 	scripts/e2e-rootfs.sh
 	scripts/kube-bins.sh >/dev/null
 	RUNTIMECLASSD_DEB=$$(ls $(CURDIR)/dist/*.deb) RUNTIMECLASSD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -timeout 15m -v ./test/e2e 2>&1 | grep -E '^(=== RUN|\s*---|\s+\S+_test.go|ok|FAIL|PASS)' ; exit $${PIPESTATUS[0]}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a Debian 12 machine, and is
 # quick when it is all there already:
-#   - Debian's containerd 1.6 and runc (config versions 1 and 2), GNU patch;
+#   - Debian's containerd 1.6 and runc (config versions 1 and 2), GNU patch,
+#     and prometheus (promtool tests the alert rules);
 #   - containerd 2.4.2 (config versions 3 and 4), built from the Go module
 #     proxy once and cached outside the checkout.
 # Prints the path of the containerd 2.x binary on its last line.
@@ -12,7 +13,7 @@ CTRD2_VERSION=v2.4.2
 CTRD2_DIR=$CACHE/containerd-$CTRD2_VERSION
 
 need_apt=()
-for pkg in containerd runc patch; do
+for pkg in containerd runc patch prometheus; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 for pkg in "$@"; do   # extra packages a caller wants (e2e, bench)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
 	"github.com/runtimeclassd/runtimeclassd/policy"
@@ -46,10 +47,15 @@ const NFDLabelPrefix = "runtimeclassd.io/handler."
 
 // NFDFeatures renders the Node Feature Discovery local feature file: one
 // `runtimeclassd.io/handler.NAME=true|false` line per policy handler, true
-// when the handler is offered to containerd.
+// when the handler is offered to containerd, after an `# +expiry-time`
+// an hour ahead. The file is rewritten at every reconcile (at least every
+// resync_interval), so the labels of a node whose daemon died go within
+// the hour instead of outliving it.
 func NFDFeatures(handlers []string, offered map[string]bool) []byte {
+	const expiry = time.Hour
 	var b bytes.Buffer
 	b.WriteString("# Written by runtimeclassd: which runtime handlers this node offers.\n")
+	fmt.Fprintf(&b, "# +expiry-time=%s\n", time.Now().Add(expiry).UTC().Format(time.RFC3339))
 	for _, h := range handlers {
 		fmt.Fprintf(&b, "%s%s=%t\n", NFDLabelPrefix, h, offered[h])
 	}

@@ -92,7 +92,8 @@ func TestPackageLifecycle(t *testing.T) {
 		if cfg := string(n.readFile("/etc/containerd/config.toml")); !strings.Contains(cfg, "# runtimeclassd:begin handler=runc-alt") {
 			t.Fatalf("config.toml not written:\n%s", cfg)
 		}
-		if labels := string(n.readFile("/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd")); !strings.Contains(labels, "runtimeclassd.io/handler.runc-alt=true") {
+		if labels := string(n.readFile("/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd")); !strings.Contains(labels, "runtimeclassd.io/handler.runc-alt=true") ||
+			!strings.Contains(labels, "\n# +expiry-time=") {
 			t.Errorf("NFD feature file:\n%s", labels)
 		}
 		// The sandboxed daemon's verdict on /dev/kvm against root's,

@@ -207,6 +207,14 @@ func (c *cluster) issue(cn string, orgs []string, hosts ...string) keyPair {
 	return kp
 }
 
+// userKubeconfig writes a kubeconfig for a user with a client certificate
+// of the cluster's CA (groups become its organizations), and returns its
+// path: a credential other than the admin's or a kubelet's, for RBAC.
+func (c *cluster) userKubeconfig(user string, groups ...string) string {
+	c.t.Helper()
+	return c.writeFile("user-"+user+".conf", []byte(kubeconfig(c.server, c.ca.certPEM, user, c.issue(user, groups))))
+}
+
 // start runs one of the cached binaries with its output in DIR/NAME.log.
 // It is stopped when the test ends, and killed if the test binary dies.
 func (c *cluster) start(name string, args ...string) *process {
@@ -278,13 +286,14 @@ func (c *cluster) waitFor(what string, timeout time.Duration, f func() error) {
 
 // kubectl runs the cached kubectl as the admin and returns its stdout.
 func (c *cluster) kubectl(args ...string) (string, error) {
-	return c.kubectlIn("", args...)
+	return c.kubectlWith(c.admin, "", args...)
 }
 
-func (c *cluster) kubectlIn(stdin string, args ...string) (string, error) {
+// kubectlWith runs the cached kubectl with a kubeconfig and a stdin.
+func (c *cluster) kubectlWith(kubeconfig, stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(kubeBins, "kubectl"), append([]string{"--kubeconfig=" + c.admin}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(kubeBins, "kubectl"), append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -306,7 +315,7 @@ func (c *cluster) mustKubectl(args ...string) string {
 // apply is `kubectl apply -f -` of the given manifests.
 func (c *cluster) apply(manifests string) {
 	c.t.Helper()
-	if _, err := c.kubectlIn(manifests, "apply", "-f", "-"); err != nil {
+	if _, err := c.kubectlWith(c.admin, manifests, "apply", "-f", "-"); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -401,13 +410,7 @@ func (kn *kubeNode) kubectlAsKubelet(args ...string) (string, error) {
 	if err := os.WriteFile(conf, kn.readFile(kubeletKubeconfig), 0o600); err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(kubeBins, "kubectl"), append([]string{"--kubeconfig=" + conf}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl (as node %s) %s: %w: %s", kn.name, strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	return kn.c.kubectlWith(conf, "", args...)
 }
 
 // kubeNodeOptions says what a node runs besides containerd and a kubelet.
@@ -668,7 +671,11 @@ spec:
 	if got := c.mustKubectl("get", "node", own.name, "-o", "jsonpath={.metadata.labels.runtimeclassd\\.io/e2e}"); got != "true" {
 		t.Errorf("label on %s: %q", own.name, got)
 	}
-	if out, err := own.kubectlAsKubelet("label", "node", other.name, "runtimeclassd.io/e2e=true"); err == nil || !strings.Contains(out, "Forbidden") {
-		t.Errorf("node %s labelled node %s: %v %s", own.name, other.name, err, out)
+	if _, err := own.kubectlAsKubelet("label", "node", other.name, "runtimeclassd.io/e2e=true"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("node %s labelling node %s: %v, want Forbidden", own.name, other.name, err)
+	}
+	// RBAC: a user that no role names may do nothing.
+	if _, err := c.kubectlWith(c.userKubeconfig("nobody"), "", "get", "nodes"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("a user without roles listing nodes: %v, want Forbidden", err)
 	}
 }

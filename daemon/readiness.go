@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
@@ -45,34 +46,72 @@ func CheckHandlers(c HostChecker, p *policy.Policy) []shimcheck.Result {
 // its name.
 const NFDLabelPrefix = "runtimeclassd.io/handler."
 
-// NFDFeatures renders the Node Feature Discovery local feature file: one
+// NFDFeatures renders the Node Feature Discovery local feature file: an
+// `# +expiry-time` directive (NFD drops the labels after it, so that a dead
+// daemon's labels don't outlive it), then one
 // `runtimeclassd.io/handler.NAME=true|false` line per policy handler, true
-// when the handler is offered to containerd, after an `# +expiry-time`
-// an hour ahead. The file is rewritten at every reconcile (at least every
-// resync_interval), so the labels of a node whose daemon died go within
-// the hour instead of outliving it.
-func NFDFeatures(handlers []string, offered map[string]bool) []byte {
-	const expiry = time.Hour
+// when the handler is offered.
+func NFDFeatures(handlers []string, offered map[string]bool, expires time.Time) []byte {
 	var b bytes.Buffer
 	b.WriteString("# Written by runtimeclassd: which runtime handlers this node offers.\n")
-	fmt.Fprintf(&b, "# +expiry-time=%s\n", time.Now().Add(expiry).UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "%s%s\n", expiryPrefix, expires.UTC().Format(time.RFC3339))
 	for _, h := range handlers {
 		fmt.Fprintf(&b, "%s%s=%t\n", NFDLabelPrefix, h, offered[h])
 	}
 	return b.Bytes()
 }
 
+const expiryPrefix = "# +expiry-time="
+
+// LabelValidity is how long labels stay valid after they are written:
+// three resyncs, and at least an hour.
+func LabelValidity(resync time.Duration) time.Duration { return max(time.Hour, 3*resync) }
+
 // WriteLabels writes the NFD feature file: a line per policy handler, true
 // only where offered says so; none without a policy (after a revert, so the
-// labels go away with the handlers). It reports whether the file changed.
-func WriteLabels(path string, p *policy.Policy, offered map[string]bool) (bool, error) {
+// labels go away with the handlers). The expiry is validity from now. The
+// file is rewritten only when a label changes or less than half of its
+// validity is left, so an idle daemon writes it about twice per validity.
+// It reports whether the file changed.
+func WriteLabels(path string, p *policy.Policy, offered map[string]bool, now time.Time, validity time.Duration) (bool, error) {
+	if path == "" {
+		return false, nil
+	}
 	var names []string
 	if p != nil {
 		for _, h := range p.Handlers {
 			names = append(names, h.Name)
 		}
 	}
-	return WriteIfChanged(path, NFDFeatures(names, offered), 0o644)
+	next := NFDFeatures(names, offered, now.Add(validity))
+	if old, err := os.ReadFile(path); err == nil {
+		if exp, ok := labelsExpiry(old); ok && exp.Sub(now) > validity/2 && bytes.Equal(labelLines(old), labelLines(next)) {
+			return false, nil
+		}
+	}
+	return WriteIfChanged(path, next, 0o644)
+}
+
+// labelsExpiry reads the expiry directive of a feature file.
+func labelsExpiry(b []byte) (time.Time, bool) {
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, expiryPrefix); ok {
+			t, err := time.Parse(time.RFC3339, v)
+			return t, err == nil
+		}
+	}
+	return time.Time{}, false
+}
+
+// labelLines is a feature file without its comments.
+func labelLines(b []byte) []byte {
+	var out []byte
+	for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+		if !bytes.HasPrefix(l, []byte("#")) {
+			out = append(out, l...)
+		}
+	}
+	return out
 }
 
 // WriteIfChanged atomically writes data to path unless it already holds

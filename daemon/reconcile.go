@@ -802,7 +802,7 @@ func (r *Reconciler) saveState(st *State) {
 }
 
 func (r *Reconciler) writeLabels(p *policy.Policy, offered map[string]bool) {
-	if _, err := WriteLabels(r.Applier.Cfg.NFDFeatureFile, p, offered); err != nil {
+	if _, err := WriteLabels(r.Applier.Cfg.NFDFeatureFile, p, offered, time.Now(), LabelValidity(time.Duration(r.Applier.Cfg.ResyncInterval))); err != nil {
 		r.Log.Warn("could not write node labels", "path", r.Applier.Cfg.NFDFeatureFile, "err", err)
 	}
 }

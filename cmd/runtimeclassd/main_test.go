@@ -89,6 +89,18 @@ func (n *node) run(args ...string) int {
 	return Main(context.Background(), all, &n.stdout, &n.stderr)
 }
 
+// labels are the NFD feature file's label lines, without its comments.
+func (n *node) labels() string {
+	b, _ := os.ReadFile(n.nfd)
+	var out []string
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
+}
+
 // startContainerd runs a real containerd on the node's config.toml as it is
 // now, as a restart would; from then on commands ask it what it serves.
 func (n *node) startContainerd() {
@@ -484,16 +496,15 @@ func TestHandlerThatStopsBeingReadyIsRemoved(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, &n.stderr)
 	}
 	// Written, but no containerd serves them yet: not offered.
-	const head = "# Written by runtimeclassd: which runtime handlers this node offers.\n"
-	labels, _ := os.ReadFile(n.nfd)
-	if string(labels) != head+"runtimeclassd.io/handler.gvisor=false\nruntimeclassd.io/handler.kata=false\n" {
+	labels := n.labels()
+	if labels != "runtimeclassd.io/handler.gvisor=false\nruntimeclassd.io/handler.kata=false\n" {
 		t.Fatalf("labels before containerd serves the handlers:\n%s", labels)
 	}
 	// containerd (re)started on the new config: now they are.
 	n.startContainerd()
 	waitServing(t, n)
-	labels, _ = os.ReadFile(n.nfd)
-	if string(labels) != head+"runtimeclassd.io/handler.gvisor=true\nruntimeclassd.io/handler.kata=true\n" {
+	labels = n.labels()
+	if labels != "runtimeclassd.io/handler.gvisor=true\nruntimeclassd.io/handler.kata=true\n" {
 		t.Fatalf("labels once containerd serves the handlers:\n%s", labels)
 	}
 	os.Remove(filepath.Join(n.hostRoot, "/usr/bin/runsc"))
@@ -507,8 +518,8 @@ func TestHandlerThatStopsBeingReadyIsRemoved(t *testing.T) {
 	if !strings.Contains(n.stderr.String(), "withheld: gvisor is not ready: runsc: runsc not found in /usr/bin") || !strings.Contains(n.stderr.String(), "removed: gvisor") {
 		t.Fatalf("stderr:\n%s", &n.stderr)
 	}
-	labels, _ = os.ReadFile(n.nfd)
-	if !strings.Contains(string(labels), "handler.gvisor=false\n") || !strings.Contains(string(labels), "handler.kata=true\n") {
+	labels = n.labels()
+	if !strings.Contains(labels, "handler.gvisor=false\n") || !strings.Contains(labels, "handler.kata=true\n") {
 		t.Fatalf("labels:\n%s", labels)
 	}
 	// All handlers unready: the config is still valid, and has no blocks.

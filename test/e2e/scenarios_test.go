@@ -33,14 +33,7 @@ func scenarios(t *testing.T, n *node) {
 	}
 
 	// A container started before any restart.
-	n.mustSh(`for d in cpu cpuset cpuacct blkio pids devices freezer memory; do
-	  if mountpoint -q /sys/fs/cgroup/$d; then umount -l /sys/fs/cgroup/$d; mkdir -p /sys/fs/cgroup/$d; mount -t cgroup -o $d cgroup /sys/fs/cgroup/$d; fi
-	done; true`)
-	n.mustSh("ctr run -d --rootfs /var/lib/e2e-rootfs e2e-sleeper /bin/busybox sleep 3600 2>/dev/null")
-	taskPID := n.mustSh("ctr task ls 2>/dev/null | awk '$1 == \"e2e-sleeper\" { print $2 }'")
-	if taskPID == "" {
-		t.Fatal("container not running")
-	}
+	taskPID := n.startSleeper()
 
 	t.Run("policy dropped in: patched, restarted over D-Bus, served by CRI", func(t *testing.T) {
 		before := n.containerdPID()

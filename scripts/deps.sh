@@ -13,7 +13,7 @@ CTRD2_VERSION=v2.4.2
 CTRD2_DIR=$CACHE/containerd-$CTRD2_VERSION
 
 need_apt=()
-for pkg in containerd runc patch prometheus; do
+for pkg in containerd runc patch prometheus busybox-static file; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 for pkg in "$@"; do   # extra packages a caller wants (e2e, bench)

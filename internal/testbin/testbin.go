@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -50,6 +51,8 @@ func StartContainerd(t testing.TB, major int, config string) (sock string) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock = filepath.Join(dir, "s", "c.sock")
 	cmd := exec.Command(bin, "--config", config, "--root", filepath.Join(dir, "r"), "--state", filepath.Join(dir, "s"), "--address", sock)
+	// Its own shims first: a 2.x containerd must not start Debian's 1.6 shim.
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	log, _ := os.Create(filepath.Join(dir, "log"))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -65,3 +68,32 @@ func StartContainerd(t testing.TB, major int, config string) (sock string) {
 	})
 	return sock
 }
+
+// Ctr returns the ctr binary that comes with containerd of a major
+// version: next to CONTAINERD2_BIN for 2.x, /usr/bin/ctr for 1.x.
+func Ctr(t testing.TB, major int) string {
+	t.Helper()
+	ctr := filepath.Join(filepath.Dir(Containerd(t, major)), "ctr")
+	if _, err := os.Stat(ctr); err != nil {
+		t.Fatalf("ctr for containerd %d.x: %v", major, err)
+	}
+	return ctr
+}
+
+// Busybox returns a static busybox (Debian's busybox-static) for test
+// images.
+func Busybox(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
+		if out, err := exec.Command("file", "-L", p).Output(); err == nil && bytesContains(out, "statically linked") {
+			return p
+		}
+	}
+	if os.Getenv("RUNTIMECLASSD_REQUIRE_REAL") != "" {
+		t.Fatal("no static busybox (apt-get install busybox-static)")
+	}
+	t.Skip("no static busybox (apt-get install busybox-static)")
+	return ""
+}
+
+func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -3,24 +3,19 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
-	"os"
-	"runtime"
 	"time"
+
+	"github.com/runtimeclassd/runtimeclassd/internal/testimage"
 )
 
 // This file holds what the cluster needs that isn't a process: the
@@ -155,71 +150,5 @@ current-context: e2e
 // containerd also has it under its sandbox (pause) image's name.
 const localImage = "e2e.local/busybox:1"
 
-// imageArchive builds a docker-archive tar (what `ctr images import` reads)
-// of one layer: a static busybox whose entrypoint sleeps. It serves as the
-// pods' image and as the sandbox image, so that no registry is needed.
-func imageArchive(busybox string) ([]byte, error) {
-	bin, err := os.ReadFile(busybox)
-	if err != nil {
-		return nil, err
-	}
-	var layer bytes.Buffer
-	lw := tar.NewWriter(&layer)
-	for _, d := range []string{"bin/", "dev/", "etc/", "proc/", "sys/", "tmp/"} {
-		if err := lw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755}); err != nil {
-			return nil, err
-		}
-	}
-	if err := lw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(bin))}); err != nil {
-		return nil, err
-	}
-	if _, err := lw.Write(bin); err != nil {
-		return nil, err
-	}
-	for _, applet := range []string{"sh", "sleep", "cat", "ls", "echo", "true"} {
-		if err := lw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777}); err != nil {
-			return nil, err
-		}
-	}
-	if err := lw.Close(); err != nil {
-		return nil, err
-	}
-	diffID := sha256.Sum256(layer.Bytes())
-	config, err := json.Marshal(map[string]any{
-		"architecture": runtime.GOARCH,
-		"os":           "linux",
-		"config": map[string]any{
-			"Env":        []string{"PATH=/bin"},
-			"Entrypoint": []string{"/bin/busybox", "sleep", "2147483647"},
-		},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diffID[:])}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	configSum := sha256.Sum256(config)
-	configName := hex.EncodeToString(configSum[:]) + ".json"
-	manifest, err := json.Marshal([]map[string]any{{
-		"Config": configName, "RepoTags": []string{localImage}, "Layers": []string{"layer.tar"},
-	}})
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	w := tar.NewWriter(&out)
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{"layer.tar", layer.Bytes()}, {configName, config}, {"manifest.json", manifest}} {
-		if err := w.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: int64(len(f.data))}); err != nil {
-			return nil, err
-		}
-		if _, err := w.Write(f.data); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
+// imageArchive builds the image the nodes hold under localImage.
+func imageArchive(busybox string) ([]byte, error) { return testimage.Archive(busybox, localImage) }

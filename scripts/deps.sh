@@ -2,7 +2,8 @@
 # Installs what the tests and the demo need on a Debian 12 machine, and is
 # quick when it is all there already:
 #   - Debian's containerd 1.6 and runc (config versions 1 and 2), GNU patch,
-#     and prometheus (promtool tests the alert rules);
+#     prometheus (promtool tests the alert rules), a static busybox (the
+#     only binary of the test images) and file(1);
 #   - containerd 2.4.2 (config versions 3 and 4), built from the Go module
 #     proxy once and cached outside the checkout.
 # Prints the path of the containerd 2.x binary on its last line.

@@ -47,7 +47,7 @@ func Archive(busybox string, names ...string) ([]byte, error) {
 		"architecture": runtime.GOARCH,
 		"os":           "linux",
 		"config": map[string]any{
-			"Env":        []string{"PATH=/bin"},
+			"Env": []string{"PATH=/bin"},
 			// Like the real pause binary, exit on SIGTERM: as PID 1 a
 			// plain sleep would ignore it and make every stop wait.
 			"Entrypoint": []string{"/bin/busybox", "sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"},

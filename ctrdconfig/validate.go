@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/runtimeclassd/runtimeclassd/tomlpatch"
 )
 
 // Validator checks a candidate config with the containerd binary that will
@@ -49,18 +50,26 @@ func (e *ValidationError) Error() string {
 // directory instead. A failed check names the candidate and the containerd
 // version that read it.
 func (v *Validator) Validate(ctx context.Context, target string, candidate []byte, want []Runtime) error {
+	_, err := v.Check(ctx, target, candidate, want)
+	return err
+}
+
+// Check is Validate, and it returns the dump that it checked, so that a
+// caller that needs containerd's effective config of the candidate too
+// doesn't run containerd a second time for it.
+func (v *Validator) Check(ctx context.Context, target string, candidate []byte, want []Runtime) ([]byte, error) {
 	dump, err := v.Dump(ctx, target, candidate)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := CheckDump(dump, want); err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {
 			ve.Msg = fmt.Sprintf("%s (candidate), as %s reads it: %s", target, v.version(ctx), ve.Msg)
 		}
-		return err
+		return nil, err
 	}
-	return nil
+	return dump, nil
 }
 
 // version names the containerd binary and its version, from `containerd
@@ -320,6 +329,67 @@ func DefaultRuntime(dump []byte) (*Runtime, error) {
 	if name == "" || !ok {
 		return nil, nil
 	}
+	return runtimeOf(name, stanza), nil
+}
+
+// KeptDefault returns the runtime held by src's intact managed block for
+// containerd's default runtime (the file's default_runtime_name, or runc),
+// or nil if src has no such block.
+//
+// Such a block is one that Patch wrote from containerd's own answer (see
+// Options.DefaultRuntime) and that nobody edited since: it is what
+// containerd reads for its default runtime (containerd 1.x takes the
+// file's runtimes table as it is; 2.x lays the file's keys over its
+// built-in ones, and the block holds all of them). Keeping it as it is
+// keeps the default runtime without running containerd to ask again, so
+// that a plan on a file that runtimeclassd already manages runs containerd
+// once, to validate the candidate.
+func KeptDefault(src []byte) (*Runtime, error) {
+	if !bytes.Contains(src, []byte(markerPrefix+beginWord+" ")) {
+		return nil, nil
+	}
+	doc, err := tomlpatch.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	version, err := Version(doc)
+	if err != nil {
+		return nil, err
+	}
+	parent, err := RuntimesPath(version)
+	if err != nil {
+		return nil, err
+	}
+	name, _ := doc.Get(append(slices.Clone(parent[:len(parent)-1]), "default_runtime_name")...).(string)
+	if name == "" {
+		name = "runc"
+	}
+	blocks, err := Blocks(doc)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range blocks {
+		if b.Handler != name || !b.Intact {
+			continue
+		}
+		// A block is whole tables with full header paths: it parses on
+		// its own.
+		var m map[string]any
+		if err := toml.Unmarshal(src[b.Start:b.End], &m); err != nil {
+			return nil, fmt.Errorf("line %d: reading the managed block for %q: %w", b.Line, name, err)
+		}
+		stanza, ok := lookupTable(m, append(slices.Clone(parent), name)).(map[string]any)
+		if !ok {
+			return nil, nil
+		}
+		return runtimeOf(name, stanza), nil
+	}
+	return nil, nil
+}
+
+// runtimeOf turns a runtime's table, as TOML decodes it, into a Runtime,
+// without the keys and options that hold zero values.
+func runtimeOf(name string, stanza map[string]any) *Runtime {
 	r := &Runtime{Name: name, Fields: map[string]any{}, Options: map[string]any{}}
 	for k, v := range stanza {
 		if k == "options" {
@@ -335,7 +405,7 @@ func DefaultRuntime(dump []byte) (*Runtime, error) {
 			r.Fields[k] = v
 		}
 	}
-	return r, nil
+	return r
 }
 
 func isZero(v any) bool {

@@ -28,6 +28,13 @@ type Validator interface {
 	DefaultVersion(ctx context.Context) (int, error)
 }
 
+// checker is a Validator that also hands back the dump it validated
+// (ctrdconfig.Validator is one), so that a plan that needs containerd's
+// effective config of the candidate doesn't run containerd twice for it.
+type checker interface {
+	Check(ctx context.Context, target string, candidate []byte, want []ctrdconfig.Runtime) ([]byte, error)
+}
+
 // Applier plans and writes config changes.
 type Applier struct {
 	Cfg       Config
@@ -39,9 +46,11 @@ type Applier struct {
 	// Now is the clock for backup names; nil means time.Now.
 	Now func() time.Time
 
-	defaultFor [sha256.Size]byte
-	defaultRT  *ctrdconfig.Runtime
-	defaultOK  bool
+	// The last effective config containerd gave for a current config, by
+	// the hash of that config's bytes: the daemon plans on the same
+	// config.toml again and again.
+	dumpFor [sha256.Size]byte
+	dump    []byte
 }
 
 // Plan is a candidate config and how it was made.
@@ -194,7 +203,8 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	}
 	p.unvalidated = opts.NoValidate
 	if res.Changed && !opts.NoValidate {
-		if err := a.Validator.Validate(ctx, a.Cfg.ContainerdConfig, res.Out, p.Offered); err != nil {
+		dump, err := a.validate(ctx, res.Out, p.Offered)
+		if err != nil {
 			var ve *ctrdconfig.ValidationError
 			if errors.As(err, &ve) {
 				err = &InvalidError{err}
@@ -202,7 +212,7 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 			return nil, fmt.Errorf("validating the new config: %w", err)
 		}
 		if res.Created {
-			if err := a.sameBehaviour(ctx, res.Out, p.Offered); err != nil {
+			if err := a.sameBehaviour(ctx, res.Out, dump, p.Offered); err != nil {
 				return nil, fmt.Errorf("creating %s: %w", a.Cfg.ContainerdConfig, err)
 			}
 		}
@@ -210,18 +220,30 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	return p, nil
 }
 
+// validate has containerd check the candidate, and returns the dump it
+// checked when the Validator can give it (nil otherwise).
+func (a *Applier) validate(ctx context.Context, candidate []byte, want []ctrdconfig.Runtime) ([]byte, error) {
+	if c, ok := a.Validator.(checker); ok {
+		return c.Check(ctx, a.Cfg.ContainerdConfig, candidate, want)
+	}
+	return nil, a.Validator.Validate(ctx, a.Cfg.ContainerdConfig, candidate, want)
+}
+
 // sameBehaviour proves that a config.toml created where there was none
 // changes nothing in containerd's effective config but the handlers: its
 // dump and the dump of an empty file (containerd's defaults) must agree on
-// everything else.
-func (a *Applier) sameBehaviour(ctx context.Context, candidate []byte, managed []ctrdconfig.Runtime) error {
-	base, err := a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, nil)
+// everything else. cand is the candidate's dump if validation gave it.
+// The defaults are the current config's dump (there is no file), which
+// the default-runtime lookup has mostly read already.
+func (a *Applier) sameBehaviour(ctx context.Context, candidate, cand []byte, managed []ctrdconfig.Runtime) error {
+	base, err := a.currentDump(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("reading containerd's defaults: %w", err)
 	}
-	cand, err := a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, candidate)
-	if err != nil {
-		return err
+	if cand == nil {
+		if cand, err = a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, candidate); err != nil {
+			return err
+		}
 	}
 	var names []string
 	for _, r := range managed {
@@ -237,24 +259,34 @@ func (a *Applier) sameBehaviour(ctx context.Context, candidate []byte, managed [
 	return nil
 }
 
-// defaultRuntime asks containerd which runtime is its default for the
-// current config (see ctrdconfig.Options.DefaultRuntime). The answer is
-// cached by the config's bytes, since the daemon asks on every reconcile.
-func (a *Applier) defaultRuntime(ctx context.Context, current []byte) (*ctrdconfig.Runtime, error) {
+// currentDump is containerd's effective config for the current config's
+// bytes, cached by them.
+func (a *Applier) currentDump(ctx context.Context, current []byte) ([]byte, error) {
 	sum := sha256.Sum256(current)
-	if a.defaultFor == sum && a.defaultOK {
-		return a.defaultRT, nil
+	if a.dump != nil && a.dumpFor == sum {
+		return a.dump, nil
 	}
 	dump, err := a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, current)
 	if err != nil {
-		return nil, fmt.Errorf("reading containerd's effective config: %w", err)
-	}
-	r, err := ctrdconfig.DefaultRuntime(dump)
-	if err != nil {
 		return nil, err
 	}
-	a.defaultFor, a.defaultRT, a.defaultOK = sum, r, true
-	return r, nil
+	a.dumpFor, a.dump = sum, dump
+	return dump, nil
+}
+
+// defaultRuntime returns containerd's default runtime for the current
+// config (see ctrdconfig.Options.DefaultRuntime): the intact managed block
+// that holds it if there is one (no containerd run), else containerd's
+// answer from a dump, cached by the config's bytes.
+func (a *Applier) defaultRuntime(ctx context.Context, current []byte) (*ctrdconfig.Runtime, error) {
+	if r, err := ctrdconfig.KeptDefault(current); err != nil || r != nil {
+		return r, err
+	}
+	dump, err := a.currentDump(ctx, current)
+	if err != nil {
+		return nil, fmt.Errorf("reading containerd's effective config: %w", err)
+	}
+	return ctrdconfig.DefaultRuntime(dump)
 }
 
 // Commit backs up the current config and atomically writes the plan's

@@ -44,6 +44,10 @@ type Config struct {
 	// PollInterval is how often files are checked for changes when inotify
 	// can't be used.
 	PollInterval Duration `toml:"poll_interval"`
+	// SmokeTimeout bounds one handler's sandbox smoke test; SmokePull lets
+	// it pull the sandbox image when the node doesn't have it.
+	SmokeTimeout Duration `toml:"smoke_timeout"`
+	SmokePull    bool     `toml:"smoke_pull"`
 }
 
 // Duration is a time.Duration written as a string ("500ms", "5m").
@@ -84,6 +88,7 @@ func DefaultConfig() Config {
 		RestartMinInterval: Duration(60 * time.Second),
 		VerifyTimeout:      Duration(60 * time.Second),
 		PollInterval:       Duration(5 * time.Second),
+		SmokeTimeout:       Duration(60 * time.Second),
 	}
 }
 

@@ -22,6 +22,9 @@ type Metrics struct {
 	lastSuccess prometheus.Gauge
 	polling     prometheus.Gauge
 	backoff     prometheus.Gauge
+	smokeOK     *prometheus.GaugeVec
+	smokeTook   *prometheus.GaugeVec
+	smokeTotal  *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics of the contract on a new registry.
@@ -50,18 +53,33 @@ func NewMetrics(version string) *Metrics {
 			Help: "1 if inotify is unavailable and files are polled for changes instead, else 0."}),
 		backoff: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_retry_backoff_seconds",
 			Help: "The wait before retrying a reconcile that failed; 0 when the last one did not fail."}),
+		smokeOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_smoke_test_ok",
+			Help: "1 if the handler's last sandbox smoke test passed, else 0 (failed, pending or skipped)."}, []string{"handler"}),
+		smokeTook: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_smoke_test_duration_seconds",
+			Help: "How long the handler's last sandbox smoke test took."}, []string{"handler"}),
+		smokeTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runtimeclassd_smoke_tests_total",
+			Help: "Sandbox smoke tests by result: passed, failed, pending, skipped."}, []string{"result"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_build_info",
 		Help: "A metric with a constant 1 value labeled by version and goversion."}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.Registry.MustRegister(m.ready, m.hostCheck, m.reconciles, m.duration, m.restarts, m.rollbacks, m.drift,
-		m.policyValid, m.lastSuccess, m.polling, m.backoff, build)
+		m.policyValid, m.lastSuccess, m.polling, m.backoff, m.smokeOK, m.smokeTook, m.smokeTotal, build)
 	for _, r := range []string{OutcomeApplied, OutcomeUnchanged, OutcomeInvalid, OutcomeRolledBack, OutcomeError} {
 		m.reconciles.WithLabelValues(r)
 	}
 	m.restarts.WithLabelValues("success")
 	m.restarts.WithLabelValues("failure")
+	for _, r := range []string{SmokePassed, SmokeFailed, SmokePending, SmokeSkipped} {
+		m.smokeTotal.WithLabelValues(r)
+	}
 	return m
+}
+
+func (m *Metrics) smoked(handler string, res SmokeResult) {
+	m.smokeOK.WithLabelValues(handler).Set(b2f(res.Result == SmokePassed))
+	m.smokeTook.WithLabelValues(handler).Set(res.Took.Seconds())
+	m.smokeTotal.WithLabelValues(res.Result).Inc()
 }
 
 func (m *Metrics) restart(err error) {

@@ -53,7 +53,10 @@ type Reconciler struct {
 	Applier   *Applier
 	Restarter Restarter // nil: write only, never restart
 	Verifier  Verifier
-	Log       *slog.Logger
+	// Smoker runs the sandbox smoke tests; nil offers a handler once
+	// containerd serves it.
+	Smoker Smoker
+	Log    *slog.Logger
 	Metrics   *Metrics // may be nil
 	// Now and Sleep are the clock; nil means the real one.
 	Now   func() time.Time
@@ -65,6 +68,7 @@ type Reconciler struct {
 	Busy func(step string, until time.Time)
 
 	lastRestart time.Time
+	images      imageCache
 	// LastWritten is the hash of the config this reconciler last wrote, so
 	// that the watcher can ignore its own writes.
 	LastWritten string
@@ -87,9 +91,12 @@ type Report struct {
 	Policy *policy.Policy
 	Backup string
 	// Offered is what the node offers after the reconcile: handlers with a
-	// managed block in config.toml that the running containerd serves. Nil
-	// when it was not computed (the labels are then left as they were).
+	// managed block in config.toml that the running containerd serves and
+	// that passed their smoke test. Nil when it was not computed (the
+	// labels are then left as they were).
 	Offered map[string]bool
+	// Offers say why each policy handler is offered or not.
+	Offers map[string]Offer
 	// Replan asks for another reconcile at once: someone else changed
 	// config.toml while this one ran.
 	Replan bool
@@ -181,10 +188,14 @@ func (r *Reconciler) ReconcileWith(ctx context.Context, opts PlanOptions) *Repor
 		command = "run"
 	}
 	if rep.Policy != nil && ctx.Err() == nil {
-		rep.Offered = r.offered(ctx)
+		rep.Offers = r.offers(ctx, rep.Policy)
+		rep.Offered = map[string]bool{}
+		for name, o := range rep.Offers {
+			rep.Offered[name] = o.Offered
+		}
 	}
 	st := StateOf(command, rep.Plan, rep.Outcome, rep.Backup, r.now())
-	st.Handlers = handlerStates(rep.Policy, rep.Plan, rep.Offered)
+	st.Handlers = handlerStates(rep.Policy, rep.Plan, rep.Offers)
 	if rep.Err != nil {
 		st.Reason = rep.Err.Error()
 	}
@@ -206,32 +217,6 @@ func (r *Reconciler) observe(rep *Report, start time.Time) {
 	if r.Metrics != nil {
 		r.Metrics.observe(rep, r.now().Sub(start))
 	}
-}
-
-// offered asks containerd what it serves and returns, for the managed
-// handlers in config.toml, whether each is served. Only that reaches the
-// labels and handler_ready: a plan, a rolled-back candidate or a config
-// written without a restart never does.
-func (r *Reconciler) offered(ctx context.Context) map[string]bool {
-	out := map[string]bool{}
-	written, err := managedNames(r.Applier.Cfg.ContainerdConfig)
-	if err != nil || len(written) == 0 {
-		return out
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	r.busy("asking containerd what it serves", r.now().Add(5*time.Second))
-	served, err := r.Verifier.Served(ctx)
-	if err != nil {
-		r.Log.Warn("containerd did not say which handlers it serves; offering none", "err", err)
-		return out
-	}
-	for _, w := range written {
-		if slices.Contains(served, w) {
-			out[w] = true
-		}
-	}
-	return out
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
@@ -610,6 +595,13 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 	}
 	defer unlock()
 	r.removeTemps()
+	if r.Smoker != nil {
+		if n, err := r.Smoker.RemoveLeftovers(ctx); err != nil {
+			r.Log.Warn("could not look for smoke-test sandboxes left by an earlier run", "err", err)
+		} else if n > 0 {
+			r.Log.Info("removed smoke-test sandboxes left by an earlier run", "count", n)
+		}
+	}
 	st, err := LoadState(cfg.StateDir)
 	if err != nil || st == nil || st.Pending == nil {
 		return nil

@@ -56,6 +56,8 @@ type State struct {
 	// Hold is set by `runtimeclassd revert`: the daemon applies nothing
 	// until the policy changes or `runtimeclassd apply` runs.
 	Hold *Hold `json:"hold,omitempty"`
+	// Smoke is each managed handler's last sandbox smoke test.
+	Smoke map[string]SmokeRecord `json:"smoke,omitempty"`
 }
 
 // Hold is a revert that the daemon must not undo.
@@ -91,7 +93,7 @@ func RecordOutcome(stateDir string, st *State) error {
 	case success && st.Command == "apply":
 		hold = nil
 	}
-	st.Pending, st.BadCandidates, st.LastSuccess, st.LastRestart, st.Hold = prev.Pending, prev.BadCandidates, prev.LastSuccess, prev.LastRestart, hold
+	st.Pending, st.BadCandidates, st.LastSuccess, st.LastRestart, st.Hold, st.Smoke = prev.Pending, prev.BadCandidates, prev.LastSuccess, prev.LastRestart, hold, prev.Smoke
 	if success {
 		st.LastSuccess = st.Time
 	}
@@ -119,6 +121,7 @@ type HandlerState struct {
 	Offered bool              `json:"offered"`
 	Reason  string            `json:"reason,omitempty"`
 	Checks  []shimcheck.Check `json:"checks,omitempty"`
+	Smoke   *SmokeRecord      `json:"smoke,omitempty"`
 }
 
 // StateFile is the state file's path in a state dir.
@@ -167,14 +170,16 @@ func StateOf(command string, p *Plan, outcome, backup string, now time.Time) *St
 }
 
 // handlerStates says, for each policy handler, whether it is offered and
-// if not, why.
-func handlerStates(pol *policy.Policy, p *Plan, offered map[string]bool) []HandlerState {
+// if not, why: the host checks first, then a conflict, then what offers
+// found (not written, not served, smoke test).
+func handlerStates(pol *policy.Policy, p *Plan, offers map[string]Offer) []HandlerState {
 	if pol == nil {
 		return nil
 	}
 	var out []HandlerState
 	for i, h := range pol.Handlers {
-		hs := HandlerState{Name: h.Name, Offered: offered[h.Name]}
+		o, known := offers[h.Name]
+		hs := HandlerState{Name: h.Name, Offered: o.Offered, Smoke: o.Smoke}
 		if p != nil && p.Policy == pol && p.Readiness != nil {
 			hs.Checks = p.Readiness[i].Checks
 			if !p.Readiness[i].Ready {
@@ -189,13 +194,9 @@ func handlerStates(pol *policy.Policy, p *Plan, offered map[string]bool) []Handl
 			}
 		}
 		if !hs.Offered && hs.Reason == "" {
-			switch {
-			case offered == nil:
+			hs.Reason = o.Reason
+			if !known {
 				hs.Reason = "unknown: containerd was not asked"
-			case p != nil && p.OfferedSet()[h.Name]:
-				hs.Reason = "written to config.toml, but the running containerd does not serve it (not restarted yet, rolled back, or down)"
-			default:
-				hs.Reason = "not in config.toml"
 			}
 		}
 		out = append(out, hs)

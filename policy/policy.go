@@ -61,6 +61,11 @@ type Handler struct {
 	Options                                       map[string]any
 	// Requires names the host checks the handler needs.
 	Requires []string
+	// Smoke is how the handler's sandbox smoke test runs: SmokeHost (the
+	// default), SmokePod or SmokeOff.
+	Smoke string
+	// RuntimeClass is extra scheduling for its RuntimeClass manifest.
+	RuntimeClass *RuntimeClass
 }
 
 // Fields returns the handler's containerd runtime keys that are set.
@@ -238,6 +243,8 @@ type handlerSpec struct {
 	IOType                                        *string        `toml:"io_type"`
 	Options                                       map[string]any `toml:"options"`
 	Requires                                      []string       `toml:"requires"`
+	Smoke                                         *string        `toml:"smoke"`
+	RuntimeClass                                  *RuntimeClass  `toml:"runtimeclass"`
 }
 
 func loadFile(path string, opts Options) ([]Handler, error) {
@@ -477,6 +484,18 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 	}
 	if s.Requires != nil {
 		h.Requires = s.Requires
+	}
+	if s.Smoke != nil {
+		h.Smoke = *s.Smoke
+	}
+	if h.Smoke == "" {
+		h.Smoke = SmokeHost
+	}
+	if s.RuntimeClass != nil {
+		h.RuntimeClass = s.RuntimeClass
+	}
+	for _, e := range checkScheduling(h.Smoke, h.RuntimeClass) {
+		fail(e.msg, e.key...)
 	}
 	// Options are read the way containerd reads them for this runtime
 	// type; known keys are kept in containerd's spelling, and a policy

@@ -13,6 +13,7 @@ type preset struct {
 	privileged  *bool
 	options     map[string]any
 	requires    []string
+	smoke       string
 	doc         string
 }
 
@@ -22,6 +23,7 @@ func (p preset) handler() Handler {
 		PrivilegedWithoutHostDevices: p.privileged,
 		Options:                      maps.Clone(p.options),
 		Requires:                     slices.Clone(p.requires),
+		Smoke:                        p.smoke,
 	}
 }
 
@@ -31,12 +33,14 @@ const kataDefaults = "/opt/kata/share/defaults/kata-containers/"
 
 var presets = map[string]preset{
 	"kata": {
+		smoke:       SmokePod, // Kata does not support the node's network
 		runtimeType: "io.containerd.kata.v2",
 		privileged:  ptr(true),
 		requires:    []string{"kvm", "vhost-vsock", "kata-config"},
 		doc:         "Kata Containers with its default hypervisor (containerd-shim-kata-v2)",
 	},
 	"kata-qemu": {
+		smoke:       SmokePod, // Kata does not support the node's network
 		runtimeType: "io.containerd.kata-qemu.v2",
 		privileged:  ptr(true),
 		options:     map[string]any{"ConfigPath": kataDefaults + "configuration-qemu.toml"},
@@ -44,6 +48,7 @@ var presets = map[string]preset{
 		doc:         "Kata Containers on QEMU, as kata-deploy installs it",
 	},
 	"kata-clh": {
+		smoke:       SmokePod, // Kata does not support the node's network
 		runtimeType: "io.containerd.kata-clh.v2",
 		privileged:  ptr(true),
 		options:     map[string]any{"ConfigPath": kataDefaults + "configuration-clh.toml"},

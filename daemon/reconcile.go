@@ -55,9 +55,9 @@ type Reconciler struct {
 	Verifier  Verifier
 	// Smoker runs the sandbox smoke tests; nil offers a handler once
 	// containerd serves it.
-	Smoker Smoker
-	Log    *slog.Logger
-	Metrics   *Metrics // may be nil
+	Smoker  Smoker
+	Log     *slog.Logger
+	Metrics *Metrics // may be nil
 	// Now and Sleep are the clock; nil means the real one.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error

@@ -440,10 +440,6 @@ func (c *cluster) addNode(name string, opts kubeNodeOptions) *kubeNode {
 	if opts.major == 0 {
 		opts.major = 1
 	}
-	image, err := imageArchive(filepath.Join(rootfs, "bin/busybox"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	kn := &kubeNode{c: c, kubeletPort: nextPort(), booted: time.Now()}
 	healthzPort := nextPort()
 	kubeletConf := kubeconfig(c.server, c.ca.certPEM, "system:node:"+name, c.issue("system:node:"+name, []string{"system:nodes"}))
@@ -462,10 +458,6 @@ ExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml --kubeconfig=%s
 Restart=on-failure
 RestartSec=2
 `, kubeletKubeconfig, name), 0o644)
-		// The rootfs has this machine's hostname; CRI copies /etc/hosts
-		// into each sandbox.
-		n.writeFile("/etc/hostname", name+"\n", 0o644)
-		n.writeFile("/etc/hosts", "127.0.0.1 localhost "+name+"\n", 0o644)
 		// A network config makes containerd report NetworkReady, and so the
 		// Node Ready. Pods here use the host's network; the plugin type
 		// names no binary, so a pod that asks for a network of its own
@@ -478,22 +470,6 @@ RestartSec=2
 		}
 		for _, s := range kubeletSysctls {
 			n.writeFile("/etc/kubernetes/e2e-sysctl/"+strings.ReplaceAll(s.key, "/", "."), s.value+"\n", 0o444)
-		}
-		cfg, err := restrictOOMScoreAdj(string(n.readFile("/etc/containerd/config.toml")))
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		n.writeFile("/etc/containerd/config.toml", cfg, 0o644)
-		n.writeFile("/var/tmp/e2e-image.tar", string(image), 0o644)
-		// containerd's overlayfs snapshotter can't use the node's overlay
-		// root as its upper layer: give it a plain directory of this
-		// machine's disk, mounted into the root before boot (nspawn takes
-		// the root's submounts along; destroy's lazy unmount drops both).
-		store, mountpoint := filepath.Join(n.dir, "containerd"), filepath.Join(n.root, "var/lib/containerd")
-		os.Mkdir(store, 0o711)
-		os.MkdirAll(mountpoint, 0o711)
-		if out, err := exec.Command("mount", "--bind", store, mountpoint).CombinedOutput(); err != nil {
-			c.t.Fatalf("mounting containerd's store: %v %s", err, out)
 		}
 	}
 	c.addHost(name)
@@ -511,10 +487,8 @@ RestartSec=2
 		}
 	})
 
-	// Writable cgroup controllers, for the containers kubelet starts.
-	n.mustSh(`for d in cpu cpuset cpuacct blkio pids devices freezer memory; do
-	  if mountpoint -q /sys/fs/cgroup/$d; then umount -l /sys/fs/cgroup/$d; mkdir -p /sys/fs/cgroup/$d; mount -t cgroup -o $d cgroup /sys/fs/cgroup/$d; fi
-	done; true`)
+	// bootNodeWith made the node able to run pods (cgroups, the sandbox
+	// image, restrict_oom_score_adj); kubelet needs its sysctls too.
 	for _, s := range kubeletSysctls {
 		file := "/etc/kubernetes/e2e-sysctl/" + strings.ReplaceAll(s.key, "/", ".")
 		entry := "/proc/sys/" + s.key
@@ -526,12 +500,6 @@ RestartSec=2
 	if dump := n.mustSh("containerd config dump"); !regexp.MustCompile(`(?m)^\s*restrict_oom_score_adj = true$`).MatchString(dump) {
 		c.t.Fatalf("node %s: containerd doesn't restrict oom_score_adj:\n%s", name, dump)
 	}
-	sandbox := sandboxImage(n.mustSh("containerd config dump"))
-	if sandbox == "" {
-		c.t.Fatalf("node %s: no sandbox image in containerd's config", name)
-	}
-	n.mustSh("ctr -n k8s.io images import /var/tmp/e2e-image.tar >/dev/null")
-	n.mustSh(fmt.Sprintf("ctr -n k8s.io images tag --force %s %s >/dev/null", localImage, sandbox))
 	// kubelet's OOM watcher won't start without /dev/kmsg, which the node
 	// lacks: an empty one gives it nothing to watch.
 	n.mustSh("test -e /dev/kmsg || ln -s /dev/null /dev/kmsg")

@@ -147,13 +147,9 @@ func (n *node) unitRestarts() int {
 	return v
 }
 
-// startSleeper starts a container with ctr (after making the cgroup v1
-// controllers writable in the node) and returns its PID.
+// startSleeper starts a container with ctr and returns its PID.
 func (n *node) startSleeper() string {
 	n.t.Helper()
-	n.mustSh(`for d in cpu cpuset cpuacct blkio pids devices freezer memory; do
-	  if mountpoint -q /sys/fs/cgroup/$d; then umount -l /sys/fs/cgroup/$d; mkdir -p /sys/fs/cgroup/$d; mount -t cgroup -o $d cgroup /sys/fs/cgroup/$d; fi
-	done; true`)
 	n.mustSh("ctr run -d --rootfs /var/lib/e2e-rootfs e2e-sleeper /bin/busybox sleep 3600 2>/dev/null")
 	pid := n.mustSh("ctr task ls 2>/dev/null | awk '$1 == \"e2e-sleeper\" { print $2 }'")
 	if pid == "" {

@@ -92,10 +92,15 @@ func TestPackageLifecycle(t *testing.T) {
 		if cfg := string(n.readFile("/etc/containerd/config.toml")); !strings.Contains(cfg, "# runtimeclassd:begin handler=runc-alt") {
 			t.Fatalf("config.toml not written:\n%s", cfg)
 		}
-		if labels := string(n.readFile("/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd")); !strings.Contains(labels, "runtimeclassd.io/handler.runc-alt=true") ||
-			!strings.Contains(labels, "\n# +expiry-time=") {
-			t.Errorf("NFD feature file:\n%s", labels)
-		}
+		// The label follows the handler's smoke test, which comes after
+		// CRI serves it.
+		n.waitFor("runc-alt offered in the NFD feature file", 60*time.Second, func() error {
+			if labels := string(n.readFile("/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd")); !strings.Contains(labels, "runtimeclassd.io/handler.runc-alt=true") ||
+				!strings.Contains(labels, "\n# +expiry-time=") {
+				return fmt.Errorf("NFD feature file:\n%s", labels)
+			}
+			return nil
+		})
 		// The sandboxed daemon's verdict on /dev/kvm against root's,
 		// outside any sandbox.
 		var outside struct{ Handlers []shimcheck.Result }
@@ -345,6 +350,7 @@ func imageNode(t *testing.T, name string) (*node, string) {
 	n := &node{t: t, name: name, dir: filepath.Dir(root), root: root, major: 1, port: nextPort()}
 	t.Cleanup(n.destroy)
 	n.install()
+	n.preparePods()
 	n.origin = n.readFile("/etc/containerd/config.toml")
 	out, err := exec.Command("chroot", n.root, "dpkg", "-i", "/var/tmp/runtimeclassd.deb").CombinedOutput()
 	if err != nil {
@@ -377,6 +383,7 @@ func (n *node) boot() {
 		_, err := n.sh("systemctl is-active containerd")
 		return err
 	})
+	n.enablePods()
 }
 
 // shutdown powers the node off (systemd-nspawn turns SIGTERM into a

@@ -88,6 +88,7 @@ func bootNodeWith(t *testing.T, name string, major int, with nodeOptions) *node 
 	}
 	t.Cleanup(n.destroy)
 	n.install()
+	n.preparePods()
 	if with.prepare != nil {
 		with.prepare(n)
 	}
@@ -106,6 +107,7 @@ func bootNodeWith(t *testing.T, name string, major int, with nodeOptions) *node 
 		_, err := n.sh("systemctl is-active containerd")
 		return err
 	})
+	n.enablePods()
 	n.origin = n.readFile("/etc/containerd/config.toml")
 	if with.noPackage {
 		return n
@@ -141,6 +143,51 @@ func (n *node) install() {
 		}
 		n.writeFile("/etc/containerd/config.toml", string(def), 0o644)
 	}
+}
+
+// preparePods makes the node able to run pod sandboxes through the CRI,
+// before it boots: a hostname and /etc/hosts (CRI copies it into each
+// sandbox), restrict_oom_score_adj (this machine's bounding set lacks
+// CAP_SYS_RESOURCE, so a sandbox can't lower its oom_score_adj), a local
+// image to serve as the sandbox image (no registry is reachable), and a
+// containerd store outside the overlay root (the overlayfs snapshotter
+// can't use an overlay as its upper layer).
+func (n *node) preparePods() {
+	n.t.Helper()
+	n.writeFile("/etc/hostname", n.name+"\n", 0o644)
+	n.writeFile("/etc/hosts", "127.0.0.1 localhost "+n.name+"\n", 0o644)
+	cfg, err := restrictOOMScoreAdj(string(n.readFile("/etc/containerd/config.toml")))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.writeFile("/etc/containerd/config.toml", cfg, 0o644)
+	image, err := imageArchive(filepath.Join(rootfs, "bin/busybox"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.writeFile("/var/tmp/e2e-image.tar", string(image), 0o644)
+	store, mountpoint := filepath.Join(n.dir, "containerd"), filepath.Join(n.root, "var/lib/containerd")
+	os.Mkdir(store, 0o711)
+	os.MkdirAll(mountpoint, 0o711)
+	if out, err := exec.Command("mount", "--bind", store, mountpoint).CombinedOutput(); err != nil {
+		n.t.Fatalf("mounting containerd's store: %v %s", err, out)
+	}
+}
+
+// enablePods finishes preparePods once the node runs: writable cgroup
+// controllers (nspawn mounts them read-only), and the local image imported
+// under its own name and the sandbox image's.
+func (n *node) enablePods() {
+	n.t.Helper()
+	n.mustSh(`for d in cpu cpuset cpuacct blkio pids devices freezer memory; do
+	  if mountpoint -q /sys/fs/cgroup/$d; then umount -l /sys/fs/cgroup/$d; mkdir -p /sys/fs/cgroup/$d; mount -t cgroup -o $d cgroup /sys/fs/cgroup/$d; fi
+	done; true`)
+	sandbox := sandboxImage(n.mustSh("containerd config dump"))
+	if sandbox == "" {
+		n.t.Fatalf("node %s: no sandbox image in containerd's config", n.name)
+	}
+	n.mustSh("ctr -n k8s.io images import /var/tmp/e2e-image.tar >/dev/null")
+	n.mustSh(fmt.Sprintf("ctr -n k8s.io images tag --force %s %s >/dev/null", localImage, sandbox))
 }
 
 func (n *node) copyFile(src, dst string, mode os.FileMode) {

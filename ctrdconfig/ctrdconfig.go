@@ -196,10 +196,25 @@ func hashOf(b []byte) string {
 type Conflict struct {
 	Handler string
 	Line    int
+	// File is the file that defines it when it is not config.toml (a file
+	// config.toml imports).
+	File string
 }
 
 func (c Conflict) String() string {
+	if c.File != "" {
+		return fmt.Sprintf("handler %q is defined in %s, which config.toml imports, and not managed by runtimeclassd; leaving it alone", c.Handler, c.File)
+	}
 	return fmt.Sprintf("handler %q is already defined at line %d and not managed by runtimeclassd; leaving it alone", c.Handler, c.Line)
+}
+
+// ImportEntry is an imports entry runtimeclassd added to config.toml: the
+// path, and the exact text inserted (a whole `imports = [...]` line when
+// there was no imports key).
+type ImportEntry struct {
+	Path      string `json:"path"`
+	Inserted  string `json:"inserted"`
+	WholeLine bool   `json:"whole_line,omitempty"`
 }
 
 // Result is the outcome of Patch.
@@ -220,6 +235,10 @@ type Result struct {
 	Kept []string
 	// Created is true when the input was empty and a new file was made.
 	Created bool
+	// ImportAdded is the imports entry added for Options.Import, if one was;
+	// ImportRemoved is true when Options.Unimport was removed.
+	ImportAdded   *ImportEntry
+	ImportRemoved bool
 	edits   []tomlpatch.Edit
 }
 
@@ -247,6 +266,16 @@ type Options struct {
 	// plugin. A revert removes it with the rest. It is called only after
 	// src parsed, and only if there are runtimes to manage.
 	DefaultRuntime func() (*Runtime, error)
+	// Foreign are runtimes that other files define (files config.toml
+	// imports), by name, with the file: wanted ones are conflicts.
+	Foreign map[string]string
+	// Import is a file config.toml must import: an imports entry is added
+	// unless one already covers it (Result.ImportAdded says what).
+	Import string
+	// Unimport is an entry runtimeclassd added before, to remove.
+	Unimport *ImportEntry
+	// Path is config.toml's path, for resolving relative imports.
+	Path string
 }
 
 // Patch returns src with exactly one managed block per runtime in want (and
@@ -340,6 +369,10 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 			res.Conflicts = append(res.Conflicts, Conflict{Handler: r.Name, Line: line})
 			continue
 		}
+		if f, ok := opts.Foreign[r.Name]; ok {
+			res.Conflicts = append(res.Conflicts, Conflict{Handler: r.Name, File: f})
+			continue
+		}
 		if b, ok := byName[r.Name]; ok {
 			e := doc.ReplaceBlock(b.Start, b.End, render(doc, r, styleOf(doc, b, parent)))
 			if string(doc.Bytes()[b.Start:b.End]) == string(e.Text) {
@@ -382,6 +415,14 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 		}
 		edits = append(edits, doc.InsertBlock(pl.At, all))
 	}
+	// The imports edit goes first: at the same offset as a block insertion
+	// (a file with no tables), the top-level key must come before the
+	// tables.
+	ie, err := importEdits(doc, res, opts)
+	if err != nil {
+		return nil, err
+	}
+	edits = append(ie, edits...)
 	out, err := tomlpatch.Apply(src, edits)
 	if err != nil {
 		return nil, err
@@ -545,4 +586,49 @@ func FormatValue(v any) string {
 		return "{" + strings.Join(lines, ", ") + "}"
 	}
 	panic(fmt.Sprintf("ctrdconfig: cannot format %T", v))
+}
+
+// importEdits adds an imports entry for opts.Import unless one covers it,
+// and removes opts.Unimport if it is still exactly as it was inserted.
+func importEdits(doc *tomlpatch.Document, res *Result, opts Options) ([]tomlpatch.Edit, error) {
+	var edits []tomlpatch.Edit
+	a, err := doc.TopLevelStringArray("imports")
+	if err != nil {
+		return nil, err
+	}
+	if u := opts.Unimport; u != nil && a != nil {
+		if u.WholeLine {
+			s := doc.Stmts()[a.Stmt]
+			if string(doc.Bytes()[s.Start:s.End]) == u.Inserted+doc.Newline() || string(doc.Bytes()[s.Start:s.End]) == u.Inserted {
+				edits = append(edits, doc.RemoveBlock(s.Start, s.End))
+				res.ImportRemoved = true
+			}
+		} else if e, err := doc.RemoveAppended(a, u.Path, []byte(u.Inserted)); err == nil {
+			edits = append(edits, e)
+			res.ImportRemoved = true
+		}
+		if !res.ImportRemoved {
+			return nil, fmt.Errorf("the imports entry for %s that runtimeclassd added was changed since; remove it by hand", u.Path)
+		}
+		return edits, nil
+	}
+	if opts.Import == "" {
+		return nil, nil
+	}
+	var have []string
+	if a != nil {
+		have = a.Values
+	}
+	if ImportsCover(opts.Path, have, opts.Import) {
+		return nil, nil
+	}
+	if a != nil {
+		e, text := doc.AppendString(a, opts.Import)
+		res.ImportAdded = &ImportEntry{Path: opts.Import, Inserted: string(text)}
+		return []tomlpatch.Edit{e}, nil
+	}
+	line := "imports = [" + tomlpatch.Quote(opts.Import) + "]"
+	e, _ := doc.AddTopLevelLine(line)
+	res.ImportAdded = &ImportEntry{Path: opts.Import, Inserted: line, WholeLine: true}
+	return []tomlpatch.Edit{e}, nil
 }

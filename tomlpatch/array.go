@@ -127,5 +127,10 @@ func (d *Document) AddTopLevelLine(line string) (Edit, int) {
 	return e, at
 }
 
+// ReplaceString returns the edit that replaces element i with value.
+func (d *Document) ReplaceString(a *StringArray, i int, value string) Edit {
+	return Edit{Start: a.starts[i], End: a.ends[i], Text: []byte(Quote(value))}
+}
+
 // Offset is the byte offset where statement i starts.
 func (d *Document) Offset(i int) int { return d.stmts[i].Start }

@@ -239,7 +239,7 @@ type Result struct {
 	// ImportRemoved is true when Options.Unimport was removed.
 	ImportAdded   *ImportEntry
 	ImportRemoved bool
-	edits   []tomlpatch.Edit
+	edits         []tomlpatch.Edit
 }
 
 // Diff returns a unified diff from src, the input given to Patch, to Out.

@@ -18,6 +18,7 @@ var allowed = map[string][]string{
 	"policy":     nil,
 	"shimcheck":  nil,
 	"atomicfile": nil,
+	"kube":       nil,
 	"ctrdconfig": {"tomlpatch"},
 	"daemon":     {"tomlpatch", "policy", "shimcheck", "atomicfile", "ctrdconfig"},
 }

@@ -1,0 +1,547 @@
+package kube
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Names and labels of the fleet's objects in the budget's namespace.
+const (
+	// RoleLabel marks the Leases this package manages: RoleSlot or RoleNode.
+	RoleLabel = "runtimeclassd.io/role"
+	RoleSlot  = "slot"
+	RoleNode  = "node"
+	// StateLabel is a node Lease's state: StateWaiting or StateIdle.
+	StateLabel   = "runtimeclassd.io/state"
+	StateWaiting = "waiting"
+	StateIdle    = "idle"
+	// ReasonAnnotation says why a node waits; SinceAnnotation since when.
+	ReasonAnnotation = "runtimeclassd.io/reason"
+	SinceAnnotation  = "runtimeclassd.io/since"
+
+	slotPrefix = "runtimeclassd-slot-"
+	nodePrefix = "runtimeclassd-node-"
+)
+
+// SlotName is the name of slot Lease i (from 0).
+func SlotName(i int) string { return slotPrefix + strconv.Itoa(i) }
+
+// nodeLeaseName is the name of a node's own Lease, which says whether it
+// waits for a slot. Lease names are DNS subdomains of at most 253
+// characters, as node names are; a name too long for the prefix is cut and
+// made unique with a hash.
+func nodeLeaseName(node string) string {
+	name := nodePrefix + node
+	if len(name) <= 253 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(node))
+	return name[:253-17] + "-" + hex.EncodeToString(sum[:8])
+}
+
+// Unreachable policies: what a node does when it can't ask the API server
+// for a slot.
+const (
+	Wait    = "wait"
+	Proceed = "proceed"
+)
+
+// BudgetConfig configures a restart budget. Zero durations take defaults.
+type BudgetConfig struct {
+	Namespace string
+	Node      string // this node's identity in the Leases
+	Slots     int    // K: at most K nodes restart at once (default 1)
+	// LeaseDuration is how long a slot outlives its holder's last renewal
+	// (default 30 s); the holder renews every RenewInterval (default a
+	// third of it).
+	LeaseDuration time.Duration
+	RenewInterval time.Duration
+	// PollInterval is the mean wait between two looks at the slots while
+	// waiting, jittered by ±50% (default 5 s).
+	PollInterval time.Duration
+	// OnUnreachable is Wait (the default) or Proceed: whether a node that
+	// has failed to reach the API server for ProceedAfter (default
+	// LeaseDuration) restarts without a slot.
+	OnUnreachable string
+	ProceedAfter  time.Duration
+	// OnWait, if set, is told when the node starts and stops waiting, and
+	// why: for a metric and the status line.
+	OnWait func(waiting bool, reason string)
+	Log    *slog.Logger
+	Clock  Clock
+	Rand   func() float64 // in [0, 1); nil is math/rand
+}
+
+// Budget is a restart budget of K slot Leases in a namespace: a node holds
+// one while it restarts containerd, renewing it until it releases it.
+//
+// A slot is taken only by a write at the resourceVersion that was read (a
+// create for a slot that doesn't exist yet, a replace for a free or
+// expired one), so two nodes never both take it: the second write fails
+// with a conflict. A slot is expired when its holder has not renewed it
+// for its leaseDurationSeconds as measured by the node that wants it, on
+// its own clock, from when it first saw that version of the Lease: the
+// holder's clock is never compared with anyone else's, so clock skew
+// between nodes does not matter (as in client-go's leader election).
+type Budget struct {
+	client *Client
+	cfg    BudgetConfig
+
+	mu       sync.Mutex
+	observed map[string]observation // slot name -> when this version was first seen
+	waiting  bool
+	reason   string
+	marker   *lease // this node's Lease, as last written
+}
+
+type observation struct {
+	version string
+	at      time.Time
+}
+
+// NewBudget returns a restart budget.
+func NewBudget(c *Client, cfg BudgetConfig) (*Budget, error) {
+	if cfg.Namespace == "" || cfg.Node == "" {
+		return nil, errors.New("restart budget: a namespace and a node name are needed")
+	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = 1
+	}
+	if cfg.LeaseDuration <= 0 {
+		cfg.LeaseDuration = 30 * time.Second
+	}
+	if cfg.LeaseDuration < time.Second {
+		return nil, fmt.Errorf("restart budget: lease duration %v: at least 1s", cfg.LeaseDuration)
+	}
+	if cfg.RenewInterval <= 0 {
+		cfg.RenewInterval = cfg.LeaseDuration / 3
+	}
+	if cfg.RenewInterval >= cfg.LeaseDuration {
+		return nil, fmt.Errorf("restart budget: renew interval %v must be shorter than the lease duration %v", cfg.RenewInterval, cfg.LeaseDuration)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	switch cfg.OnUnreachable {
+	case "":
+		cfg.OnUnreachable = Wait
+	case Wait, Proceed:
+	default:
+		return nil, fmt.Errorf("restart budget: on_api_unreachable %q: want %q or %q", cfg.OnUnreachable, Wait, Proceed)
+	}
+	if cfg.ProceedAfter <= 0 {
+		cfg.ProceedAfter = cfg.LeaseDuration
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	return &Budget{client: c, cfg: cfg, observed: map[string]observation{}}, nil
+}
+
+// Waiting reports whether Acquire is waiting for a slot, and why.
+func (b *Budget) Waiting() (bool, string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiting, b.reason
+}
+
+func (b *Budget) setWaiting(waiting bool, reason string) {
+	b.mu.Lock()
+	changed := b.waiting != waiting || b.reason != reason
+	b.waiting, b.reason = waiting, reason
+	b.mu.Unlock()
+	if changed && b.cfg.OnWait != nil {
+		b.cfg.OnWait(waiting, reason)
+	}
+}
+
+// Slot is a held slot, renewed until Release or until the context given
+// to Acquire ends (a stop without Release is a crash to the others: the
+// slot is theirs once it expires).
+type Slot struct {
+	// Name is the slot Lease's name; "" for a slot that Acquire let the
+	// node proceed without (OnUnreachable Proceed).
+	Name string
+
+	b      *Budget
+	mu     sync.Mutex
+	lease  *lease
+	lost   error
+	stop   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+// Unaccounted reports whether the node proceeds without a slot.
+func (s *Slot) Unaccounted() bool { return s.Name == "" }
+
+// Lost is non-nil when the slot was taken over by another node while held
+// (the holder could not renew it for a whole lease duration).
+func (s *Slot) Lost() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lost
+}
+
+// ErrGaveUp is wrapped in Acquire's error when ctx ended while waiting.
+var ErrGaveUp = errors.New("gave up waiting for a restart slot")
+
+// Acquire blocks until this node holds a slot, or ctx ends. While it
+// waits, Waiting says so, OnWait is told, and the node's own Lease carries
+// state=waiting so that `fleet status` lists it. With OnUnreachable
+// Proceed, a node that has not reached the API server for ProceedAfter
+// gets an unaccounted slot and proceeds.
+func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
+	var unreachableSince time.Time
+	marked := false
+	bo := newBackoff(time.Second, b.cfg.PollInterval*4, b.cfg.Rand)
+	for {
+		l, err := b.try(ctx)
+		if ctx.Err() != nil {
+			b.setWaiting(false, "")
+			return nil, fmt.Errorf("%w: %w", ErrGaveUp, ctx.Err())
+		}
+		if l != nil {
+			if marked {
+				b.mark(ctx, StateIdle, "")
+			}
+			b.setWaiting(false, "")
+			b.cfg.Log.Info("restart slot acquired", "slot", l.Metadata.Name)
+			return b.hold(ctx, l), nil
+		}
+		wait := jitter(b.cfg.PollInterval, b.cfg.Rand)
+		var reason string
+		switch {
+		case err != nil && Unreachable(err):
+			now := b.cfg.Clock.Now()
+			if unreachableSince.IsZero() {
+				unreachableSince = now
+			}
+			if b.cfg.OnUnreachable == Proceed && now.Sub(unreachableSince) >= b.cfg.ProceedAfter {
+				b.setWaiting(false, "")
+				b.cfg.Log.Warn("the API server is unreachable; restarting without a slot (on_api_unreachable = proceed)", "err", err)
+				return &Slot{b: b}, nil
+			}
+			reason = "the API server is unreachable: " + err.Error()
+			wait = min(bo.step(), wait)
+		case err != nil:
+			unreachableSince = time.Time{}
+			reason = "the API server refused: " + err.Error()
+			wait = bo.step()
+		default:
+			unreachableSince = time.Time{}
+			bo.reset()
+			reason = fmt.Sprintf("all %d restart slots are held", b.cfg.Slots)
+		}
+		if w, r := b.Waiting(); !w || r != reason {
+			b.cfg.Log.Info("waiting for a restart slot", "reason", reason)
+		}
+		b.setWaiting(true, reason)
+		if err == nil {
+			if b.mark(ctx, StateWaiting, reason) {
+				marked = true
+			}
+		}
+		if err := sleep(ctx, b.cfg.Clock, wait); err != nil {
+			b.setWaiting(false, "")
+			return nil, fmt.Errorf("%w: %w", ErrGaveUp, err)
+		}
+	}
+}
+
+// try looks at the slots once and tries to take a free or expired one.
+// It returns the taken Lease, or nil and why none was taken (nil error:
+// every slot is held).
+func (b *Budget) try(ctx context.Context) (*lease, error) {
+	ns := b.cfg.Namespace
+	list, err := b.client.listLeases(ctx, ns, RoleLabel+"="+RoleSlot)
+	if err != nil {
+		return nil, fmt.Errorf("listing restart slots: %w", err)
+	}
+	now := b.cfg.Clock.Now()
+	byName := map[string]*lease{}
+	b.mu.Lock()
+	for i := range list.Items {
+		l := &list.Items[i]
+		byName[l.Metadata.Name] = l
+		if o, ok := b.observed[l.Metadata.Name]; !ok || o.version != l.Metadata.ResourceVersion {
+			b.observed[l.Metadata.Name] = observation{version: l.Metadata.ResourceVersion, at: now}
+		}
+	}
+	b.mu.Unlock()
+	// Start at a random slot, so that nodes looking at once spread over
+	// the free slots instead of all racing for the first.
+	first := int(b.cfg.Rand() * float64(b.cfg.Slots))
+	var lastErr error
+	for j := range b.cfg.Slots {
+		name := SlotName((first + j) % b.cfg.Slots)
+		cur, exists := byName[name]
+		var got *lease
+		var err error
+		switch {
+		case !exists:
+			got, err = b.client.createLease(ctx, b.slotLease(name, nil, now))
+		case b.free(cur, now):
+			got, err = b.client.updateLease(ctx, b.slotLease(name, cur, now))
+		default:
+			continue
+		}
+		switch code := StatusCode(err); {
+		case err == nil:
+			return got, nil
+		case code == http.StatusConflict || code == http.StatusNotFound:
+			// Another node was faster (AlreadyExists, Conflict), or the
+			// Lease was deleted since it was listed.
+			continue
+		case Unreachable(err):
+			return nil, fmt.Errorf("taking %s: %w", name, err)
+		default:
+			lastErr = fmt.Errorf("taking %s: %w", name, err)
+		}
+	}
+	return nil, lastErr
+}
+
+// free reports whether a slot may be taken: nobody holds it, this node
+// does (a hold from before a restart of the daemon), or its holder has not
+// renewed it for its lease duration as this node has watched it.
+func (b *Budget) free(l *lease, now time.Time) bool {
+	h := l.holder()
+	if h == "" || h == b.cfg.Node {
+		return true
+	}
+	b.mu.Lock()
+	o := b.observed[l.Metadata.Name]
+	b.mu.Unlock()
+	d := l.duration()
+	if d <= 0 {
+		d = b.cfg.LeaseDuration
+	}
+	return now.Sub(o.at) >= d
+}
+
+// slotLease is the slot held by this node from now: a new Lease, or cur
+// taken over at its resourceVersion.
+func (b *Budget) slotLease(name string, cur *lease, now time.Time) *lease {
+	l := &lease{Metadata: objectMeta{Name: name, Namespace: b.cfg.Namespace, Labels: map[string]string{RoleLabel: RoleSlot}}}
+	transitions := int32(0)
+	if cur != nil {
+		l.Metadata = cur.Metadata
+		l.Metadata.Labels = map[string]string{RoleLabel: RoleSlot}
+		transitions = cur.transitions()
+		if h := cur.holder(); h != "" && h != b.cfg.Node {
+			transitions++
+		}
+	}
+	l.Spec = leaseSpec{
+		HolderIdentity:       ptr(b.cfg.Node),
+		LeaseDurationSeconds: ptr(int32((b.cfg.LeaseDuration + time.Second - 1) / time.Second)),
+		AcquireTime:          mt(now),
+		RenewTime:            mt(now),
+		LeaseTransitions:     ptr(transitions),
+	}
+	return l
+}
+
+// hold starts renewing a taken slot.
+func (b *Budget) hold(ctx context.Context, l *lease) *Slot {
+	s := &Slot{Name: l.Metadata.Name, b: b, lease: l, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.renewLoop(ctx)
+	return s
+}
+
+func (s *Slot) renewLoop(ctx context.Context) {
+	defer close(s.done)
+	b := s.b
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-b.cfg.Clock.After(b.cfg.RenewInterval):
+		}
+		err := s.renew(ctx)
+		switch {
+		case err == nil:
+		case errors.Is(err, errLost):
+			b.cfg.Log.Error("restart slot lost: another node took it over", "slot", s.Name, "err", err)
+			return
+		default:
+			b.cfg.Log.Warn("renewing the restart slot failed; retrying", "slot", s.Name, "err", err)
+		}
+	}
+}
+
+var errLost = errors.New("slot taken over")
+
+// renew writes a new renewTime at the version last written; on a conflict
+// it rereads the Lease and renews it if this node still holds it.
+func (s *Slot) renew(ctx context.Context) error {
+	b := s.b
+	s.mu.Lock()
+	l := *s.lease
+	s.mu.Unlock()
+	for range 2 {
+		l.Spec.RenewTime = mt(b.cfg.Clock.Now())
+		got, err := b.client.updateLease(ctx, &l)
+		if err == nil {
+			s.mu.Lock()
+			s.lease = got
+			s.mu.Unlock()
+			return nil
+		}
+		if StatusCode(err) != http.StatusConflict && StatusCode(err) != http.StatusNotFound {
+			return err
+		}
+		cur, gerr := b.client.getLease(ctx, b.cfg.Namespace, s.Name)
+		if gerr != nil && StatusCode(gerr) != http.StatusNotFound {
+			return gerr
+		}
+		if gerr != nil || cur.holder() != b.cfg.Node {
+			holder := "nobody (deleted)"
+			if gerr == nil {
+				holder = cur.holder()
+			}
+			s.mu.Lock()
+			s.lost = fmt.Errorf("%w: %s now holds %s", errLost, holder, s.Name)
+			err := s.lost
+			s.mu.Unlock()
+			return err
+		}
+		l = *cur
+	}
+	return fmt.Errorf("renewing %s: conflicts", s.Name)
+}
+
+// Release gives the slot back: the renewals stop and the Lease is written
+// with no holder, so that a waiting node can take it at once. If that
+// write fails, the slot is free anyway once its lease expires. Release is
+// idempotent.
+func (s *Slot) Release(ctx context.Context) error {
+	if s == nil || s.Unaccounted() {
+		return nil
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	if s.Lost() != nil {
+		return nil
+	}
+	b := s.b
+	s.mu.Lock()
+	l := *s.lease
+	s.mu.Unlock()
+	for range 3 {
+		l.Spec.HolderIdentity = nil
+		l.Spec.RenewTime = mt(b.cfg.Clock.Now())
+		_, err := b.client.updateLease(ctx, &l)
+		if err == nil {
+			b.cfg.Log.Info("restart slot released", "slot", s.Name)
+			return nil
+		}
+		if StatusCode(err) != http.StatusConflict {
+			return fmt.Errorf("releasing %s (it expires by itself): %w", s.Name, err)
+		}
+		cur, gerr := b.client.getLease(ctx, b.cfg.Namespace, s.Name)
+		if gerr != nil {
+			return fmt.Errorf("releasing %s (it expires by itself): %w", s.Name, gerr)
+		}
+		if cur.holder() != b.cfg.Node {
+			return nil // taken over already
+		}
+		l = *cur
+	}
+	return fmt.Errorf("releasing %s: conflicts (it expires by itself)", s.Name)
+}
+
+// mark writes this node's Lease with its state, so that `fleet status`
+// lists waiting nodes. Best effort: it reports whether it was written.
+// While waiting, it is rewritten only when the reason changes or half its
+// lease duration has passed, so a waiting node costs one write a minute.
+func (b *Budget) mark(ctx context.Context, state, reason string) bool {
+	now := b.cfg.Clock.Now()
+	dur := max(2*time.Minute, 4*b.cfg.PollInterval)
+	b.mu.Lock()
+	cur := b.marker
+	b.mu.Unlock()
+	if cur != nil && cur.Metadata.Labels[StateLabel] == state && cur.Metadata.Annotations[ReasonAnnotation] == reason &&
+		cur.Spec.RenewTime != nil && now.Sub(cur.Spec.RenewTime.Time) < dur/2 {
+		return true
+	}
+	name := nodeLeaseName(b.cfg.Node)
+	for range 3 {
+		if cur == nil {
+			got, err := b.client.getLease(ctx, b.cfg.Namespace, name)
+			switch {
+			case StatusCode(err) == http.StatusNotFound:
+			case err != nil:
+				b.cfg.Log.Debug("reading this node's Lease", "err", err)
+				return false
+			default:
+				cur = got
+			}
+		}
+		l := &lease{Metadata: objectMeta{Name: name, Namespace: b.cfg.Namespace}}
+		since := now
+		if cur != nil {
+			l.Metadata = cur.Metadata
+			if t, err := time.Parse(time.RFC3339, cur.Metadata.Annotations[SinceAnnotation]); err == nil && cur.Metadata.Labels[StateLabel] == state {
+				since = t
+			}
+		}
+		l.Metadata.Labels = map[string]string{RoleLabel: RoleNode, StateLabel: state}
+		l.Metadata.Annotations = map[string]string{SinceAnnotation: since.UTC().Format(time.RFC3339)}
+		if reason != "" {
+			l.Metadata.Annotations[ReasonAnnotation] = truncate(reason, 256)
+		}
+		l.Spec = leaseSpec{HolderIdentity: ptr(b.cfg.Node), LeaseDurationSeconds: ptr(int32(dur / time.Second)), RenewTime: mt(now)}
+		var got *lease
+		var err error
+		if cur == nil {
+			got, err = b.client.createLease(ctx, l)
+		} else {
+			got, err = b.client.updateLease(ctx, l)
+		}
+		if err == nil {
+			b.mu.Lock()
+			b.marker = got
+			b.mu.Unlock()
+			return true
+		}
+		if c := StatusCode(err); c != http.StatusConflict && c != http.StatusNotFound {
+			b.cfg.Log.Debug("writing this node's Lease", "err", err)
+			return false
+		}
+		cur = nil // reread and try again
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,352 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const ns = "runtimeclassd-fleet"
+
+func newTestBudget(t *testing.T, f *fakeAPI, clk Clock, node string, k int, mod ...func(*BudgetConfig)) *Budget {
+	t.Helper()
+	cfg := BudgetConfig{Namespace: ns, Node: node, Slots: k, Clock: clk, Rand: func() float64 { return 0.5 },
+		LeaseDuration: 30 * time.Second, RenewInterval: 10 * time.Second, PollInterval: 5 * time.Second}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	b, err := NewBudget(f.client(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// acquireAsync runs Acquire in a goroutine.
+type pending struct {
+	done atomic.Bool
+	slot *Slot
+	err  error
+	ch   chan struct{}
+}
+
+func acquireAsync(ctx context.Context, b *Budget) *pending {
+	p := &pending{ch: make(chan struct{})}
+	go func() {
+		p.slot, p.err = b.Acquire(ctx)
+		p.done.Store(true)
+		close(p.ch)
+	}()
+	return p
+}
+
+func mustAcquire(t *testing.T, ctx context.Context, b *Budget) *Slot {
+	t.Helper()
+	s, err := b.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Release(context.Background()) })
+	return s
+}
+
+// TestBudgetSlots: K nodes hold the K slots; the next one waits, says so
+// in its own Lease, and gets the slot a holder releases at its next look.
+func TestBudgetSlots(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	ctx := t.Context()
+	a := mustAcquire(t, ctx, newTestBudget(t, f, clk, "a", 2))
+	mustAcquire(t, ctx, newTestBudget(t, f, clk, "b", 2))
+	if got := f.holders(ns); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("holders %v", got)
+	}
+	var waits []string
+	var mu sync.Mutex
+	c := newTestBudget(t, f, clk, "c", 2, func(cfg *BudgetConfig) {
+		cfg.OnWait = func(w bool, reason string) {
+			mu.Lock()
+			defer mu.Unlock()
+			waits = append(waits, map[bool]string{true: "wait: ", false: "go: "}[w]+reason)
+		}
+	})
+	p := acquireAsync(ctx, c)
+	clk.waitWaiters(t, 3) // a's and b's renewals, c's next look
+	if w, reason := c.Waiting(); !w || reason != "all 2 restart slots are held" {
+		t.Errorf("Waiting() = %v, %q", w, reason)
+	}
+	m := f.lease(ns, nodeLeaseName("c"))
+	if m == nil || m.Metadata.Labels[StateLabel] != StateWaiting || m.holder() != "c" {
+		t.Fatalf("c's own Lease: %+v", m)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Errorf("a second Release: %v", err)
+	}
+	clk.tick(t, 5*time.Second, p.done.Load)
+	<-p.ch
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	defer p.slot.Release(ctx)
+	if got := f.holders(ns); !slices.Equal(got, []string{"b", "c"}) {
+		t.Errorf("holders %v, want b and c", got)
+	}
+	if m := f.lease(ns, nodeLeaseName("c")); m.Metadata.Labels[StateLabel] != StateIdle {
+		t.Errorf("c's own Lease after acquiring: %v", m.Metadata.Labels)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"wait: all 2 restart slots are held", "go: "}; !slices.Equal(waits, want) {
+		t.Errorf("OnWait calls %q, want %q", waits, want)
+	}
+}
+
+// TestBudgetRace: another node's write lands between this node's read and
+// its write: the write fails on the resourceVersion (or AlreadyExists), and
+// this node waits instead of believing it holds the slot.
+func TestBudgetRace(t *testing.T) {
+	t.Parallel()
+	for _, existing := range []bool{false, true} {
+		name := map[bool]string{false: "create", true: "take over a free slot"}[existing]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeAPI(t)
+			clk := newFakeClock()
+			if existing {
+				f.leases[ns+"/"+SlotName(0)] = &lease{Metadata: objectMeta{Name: SlotName(0), Namespace: ns, ResourceVersion: "100",
+					Labels: map[string]string{RoleLabel: RoleSlot}}, Spec: leaseSpec{LeaseDurationSeconds: ptr(int32(30))}}
+			}
+			raced := false
+			f.beforeWrite = func(f *fakeAPI, method, key string) {
+				if key != ns+"/"+SlotName(0) || raced {
+					return
+				}
+				raced = true
+				f.leases[key] = &lease{Metadata: objectMeta{Name: SlotName(0), Namespace: ns, ResourceVersion: f.nextRV(),
+					Labels: map[string]string{RoleLabel: RoleSlot}}, Spec: leaseSpec{HolderIdentity: ptr("other"),
+					LeaseDurationSeconds: ptr(int32(30)), RenewTime: mt(clk.Now())}}
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			b := newTestBudget(t, f, clk, "a", 1)
+			p := acquireAsync(ctx, b)
+			clk.waitWaiters(t, 1)
+			if p.done.Load() {
+				t.Fatalf("acquired a slot another node won: %v", p.err)
+			}
+			if got := f.holders(ns); !slices.Equal(got, []string{"other"}) {
+				t.Errorf("holders %v", got)
+			}
+			cancel()
+			<-p.ch
+			if !errors.Is(p.err, ErrGaveUp) {
+				t.Errorf("Acquire after cancel: %v", p.err)
+			}
+		})
+	}
+}
+
+// TestBudgetExpiry: a holder that died (no renewal, no release) loses its
+// slot once the waiting node has seen the same version for a whole lease
+// duration on its own clock, however old or new the holder's times read.
+func TestBudgetExpiry(t *testing.T) {
+	t.Parallel()
+	for _, renewedAt := range []time.Duration{0, -time.Hour, time.Hour} {
+		t.Run("holder clock "+renewedAt.String(), func(t *testing.T) {
+			t.Parallel()
+			f := newFakeAPI(t)
+			clk := newFakeClock()
+			f.leases[ns+"/"+SlotName(0)] = &lease{Metadata: objectMeta{Name: SlotName(0), Namespace: ns, ResourceVersion: "7",
+				Labels: map[string]string{RoleLabel: RoleSlot}}, Spec: leaseSpec{HolderIdentity: ptr("dead"),
+				LeaseDurationSeconds: ptr(int32(30)), RenewTime: mt(clk.Now().Add(renewedAt)), LeaseTransitions: ptr(int32(4))}}
+			start := clk.Now()
+			p := acquireAsync(t.Context(), newTestBudget(t, f, clk, "b", 1))
+			clk.waitWaiters(t, 1)
+			for !p.done.Load() {
+				clk.tick(t, 5*time.Second, p.done.Load)
+				if clk.Now().Sub(start) > 5*time.Minute {
+					t.Fatal("the dead holder's slot was never taken over")
+				}
+			}
+			<-p.ch
+			if p.err != nil {
+				t.Fatal(p.err)
+			}
+			defer p.slot.Release(context.Background())
+			l := f.lease(ns, SlotName(0))
+			if took := l.Spec.AcquireTime.Sub(start); took != 30*time.Second {
+				t.Errorf("taken over %v after the holder's last write, want 30s", took)
+			}
+			if l.holder() != "b" || l.transitions() != 5 {
+				t.Errorf("holder %q, transitions %d", l.holder(), l.transitions())
+			}
+		})
+	}
+}
+
+// TestBudgetRenewal: a live holder renews every RenewInterval, so a waiting
+// node never takes its slot, even when the holder's clock is an hour
+// behind; a holder stopped without Release (its context ended) renews no
+// more.
+func TestBudgetRenewal(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	ctxA, crash := context.WithCancel(t.Context())
+	a := newTestBudget(t, f, skewed{clk, -time.Hour}, "a", 1)
+	slot, err := a.Acquire(ctxA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := acquireAsync(t.Context(), newTestBudget(t, f, clk, "b", 1))
+	clk.waitWaiters(t, 2)
+	for range 24 { // two minutes: four lease durations
+		clk.tick(t, 5*time.Second, p.done.Load)
+	}
+	if p.done.Load() {
+		t.Fatalf("b took a slot that a renews: %v", p.err)
+	}
+	if got := f.holders(ns); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("holders %v", got)
+	}
+	if n := f.count("PUT", leasesPath(ns)+"/"+SlotName(0)); n < 11 {
+		t.Errorf("%d renewals in two minutes, want 12", n)
+	}
+	crash()
+	<-slot.done
+	clk.forget(10 * time.Second) // the stopped renewal's timer
+	renewals := f.count("PUT", leasesPath(ns)+"/"+SlotName(0))
+	start := clk.Now()
+	for !p.done.Load() {
+		clk.tick(t, 5*time.Second, p.done.Load)
+		if clk.Now().Sub(start) > 5*time.Minute {
+			t.Fatal("never taken over")
+		}
+	}
+	<-p.ch
+	defer p.slot.Release(context.Background())
+	if took := clk.Now().Sub(start); took < 30*time.Second || took > 45*time.Second {
+		t.Errorf("taken over %v after the holder stopped, want 30 s to 45 s", took)
+	}
+	if n := f.count("PUT", leasesPath(ns)+"/"+SlotName(0)) - renewals; n != 1 {
+		t.Errorf("%d writes of the slot after the holder stopped, want 1 (the takeover)", n)
+	}
+	// The old holder finds out when it releases: it doesn't free b's slot.
+	if err := slot.Release(context.Background()); err != nil {
+		t.Errorf("Release of a slot taken over: %v", err)
+	}
+	if got := f.holders(ns); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("holders %v, want b", got)
+	}
+}
+
+// TestBudgetLost: a holder whose slot was taken over sees it at its next
+// renewal, stops renewing and leaves the new holder alone.
+func TestBudgetLost(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	s := mustAcquire(t, t.Context(), newTestBudget(t, f, clk, "a", 1))
+	f.mu.Lock()
+	l := f.leases[ns+"/"+SlotName(0)]
+	l.Spec.HolderIdentity, l.Metadata.ResourceVersion = ptr("usurper"), f.nextRV()
+	f.mu.Unlock()
+	clk.waitWaiters(t, 1)
+	clk.Advance(10 * time.Second)
+	<-s.done
+	if err := s.Lost(); err == nil || !strings.Contains(err.Error(), "usurper") {
+		t.Errorf("Lost() = %v", err)
+	}
+	if err := s.Release(context.Background()); err != nil {
+		t.Error(err)
+	}
+	if got := f.holders(ns); !slices.Equal(got, []string{"usurper"}) {
+		t.Errorf("holders %v", got)
+	}
+}
+
+// TestBudgetOwnStaleHold: a node that crashed holding a slot takes it back
+// at once when it starts again.
+func TestBudgetOwnStaleHold(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	f.leases[ns+"/"+SlotName(0)] = &lease{Metadata: objectMeta{Name: SlotName(0), Namespace: ns, ResourceVersion: "3",
+		Labels: map[string]string{RoleLabel: RoleSlot}}, Spec: leaseSpec{HolderIdentity: ptr("a"), LeaseDurationSeconds: ptr(int32(30))}}
+	s := mustAcquire(t, t.Context(), newTestBudget(t, f, clk, "a", 1))
+	if s.Name != SlotName(0) {
+		t.Errorf("slot %q", s.Name)
+	}
+}
+
+// TestBudgetUnreachable: with the API server down, "wait" waits (and says
+// why) until the context ends; "proceed" proceeds without a slot once the
+// API server has been unreachable for ProceedAfter.
+func TestBudgetUnreachable(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []string{Wait, Proceed} {
+		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeAPI(t)
+			f.fail = func(*http.Request) int { return http.StatusServiceUnavailable }
+			clk := newFakeClock()
+			b := newTestBudget(t, f, clk, "a", 1, func(c *BudgetConfig) { c.OnUnreachable = policy })
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			p := acquireAsync(ctx, b)
+			clk.waitWaiters(t, 1)
+			if w, reason := b.Waiting(); !w || !strings.Contains(reason, "unreachable") {
+				t.Errorf("Waiting() = %v, %q", w, reason)
+			}
+			start := clk.Now()
+			for !p.done.Load() && clk.Now().Sub(start) < 10*time.Minute {
+				clk.tick(t, time.Second, p.done.Load)
+			}
+			switch policy {
+			case Wait:
+				if p.done.Load() {
+					t.Fatalf("Acquire returned with the API server down: %v", p.err)
+				}
+				cancel()
+				<-p.ch
+				if !errors.Is(p.err, ErrGaveUp) {
+					t.Errorf("err %v", p.err)
+				}
+			case Proceed:
+				<-p.ch
+				if p.err != nil || !p.slot.Unaccounted() {
+					t.Fatalf("slot %+v, err %v", p.slot, p.err)
+				}
+				if d := clk.Now().Sub(start); d < 30*time.Second || d > 40*time.Second {
+					t.Errorf("proceeded after %v unreachable, want 30 s (ProceedAfter = the lease duration)", d)
+				}
+				if err := p.slot.Release(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// TestBudgetSpreads: nodes that look at once start at different slots.
+func TestBudgetSpreads(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	for i, r := range []float64{0, 0.5, 0.99} {
+		b := newTestBudget(t, f, clk, string(rune('a'+i)), 3, func(c *BudgetConfig) { c.Rand = func() float64 { return r } })
+		mustAcquire(t, t.Context(), b)
+	}
+	if n := f.count("POST", leasesPath(ns)); n != 3 {
+		t.Errorf("%d creates for 3 nodes and 3 slots, want 3 (no collision)", n)
+	}
+}

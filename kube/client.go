@@ -1,0 +1,215 @@
+// Package kube is runtimeclassd's only door to the Kubernetes API: its own
+// Node's runtimeclassd.io/handler.* labels, the fleet's restart budget (K
+// slot Leases) and the fleet's record of failed policies.
+//
+// It speaks the REST API with net/http and encoding/json, and links no
+// Kubernetes client library: nothing in it runs at program start, so the
+// one-shot commands that never talk to Kubernetes pay nothing for it.
+//
+// Every write is guarded: labels go in a JSON merge patch that names only
+// our keys, and Leases and the failure record are replaced only at the
+// resourceVersion that was read (optimistic concurrency), so two nodes
+// never both believe they won the same slot.
+package kube
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Client makes requests to one API server with one credential.
+type Client struct {
+	server    *url.URL
+	http      *http.Client
+	token     string
+	tokenFile string
+	userAgent string
+	requests  atomic.Int64
+}
+
+// NewClient returns a client for the cluster and user a kubeconfig names.
+func NewClient(cfg *Config) (*Client, error) {
+	u, err := url.Parse(cfg.Server)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("kubeconfig %s: server %q is not an https URL", cfg.Path, cfg.Server)
+	}
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+	}
+	return &Client{
+		server:    u,
+		http:      &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		token:     cfg.Token,
+		tokenFile: cfg.TokenFile,
+		userAgent: "runtimeclassd",
+	}, nil
+}
+
+// Requests is how many requests the client has sent: the figure behind
+// "a handful, not a poll loop".
+func (c *Client) Requests() int64 { return c.requests.Load() }
+
+// Close drops the client's idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// APIError is an answer of the API server other than success.
+type APIError struct {
+	Method, Path string
+	Code         int
+	Reason       string // the Status object's reason (NotFound, Conflict, AlreadyExists...)
+	Message      string
+}
+
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Code)
+	}
+	return fmt.Sprintf("%s %s: %d %s: %s", e.Method, e.Path, e.Code, e.Reason, msg)
+}
+
+// StatusCode returns the HTTP status of an *APIError in err's chain, or 0.
+func StatusCode(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return 0
+}
+
+// Unreachable reports whether err means the API server could not be asked
+// or could not answer: a network error, a timeout, a 5xx or a 429. Any
+// other error is an answer (not found, conflict, forbidden...).
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	code := StatusCode(err)
+	if code == 0 {
+		return !errors.Is(err, context.Canceled)
+	}
+	return code == http.StatusTooManyRequests || code >= 500
+}
+
+// do sends one request. in, if not nil, is sent as JSON with contentType;
+// a 2xx answer is decoded into out when out is not nil.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, contentType string, in, out any) error {
+	u := *c.server
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if in != nil {
+		if contentType == "" {
+			contentType = "application/json"
+		}
+		req.Header.Set("Content-Type", contentType)
+	}
+	token := c.token
+	if c.tokenFile != "" {
+		// Re-read at each request: projected and rotated tokens change.
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return fmt.Errorf("reading the token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	c.requests.Add(1)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		ae := &APIError{Method: method, Path: path, Code: resp.StatusCode}
+		var st struct {
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(b, &st) == nil {
+			ae.Reason, ae.Message = st.Reason, st.Message
+		}
+		return ae
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// Get fetches an API path into out (JSON): for callers that read what this
+// package has no type for, such as a Node's status.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, "", nil, out)
+}
+
+// tlsConfigFor builds the client side of TLS: the cluster's CA (or the
+// system's roots) and, for a client certificate, a loader that rereads the
+// files when a new connection is made, so a rotated kubelet certificate
+// (kubelet-client-current.pem) is picked up.
+func (cfg *Config) tlsConfig() (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.ServerName != "" {
+		t.ServerName = cfg.ServerName
+	}
+	if len(cfg.CA) > 0 {
+		pool, err := certPool(cfg.CA)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: certificate authority: %w", cfg.Path, err)
+		}
+		t.RootCAs = pool
+	}
+	if cfg.hasClientCert() {
+		if _, err := cfg.clientCert(); err != nil {
+			return nil, err
+		}
+		t.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cfg.clientCert()
+		}
+	}
+	return t, nil
+}

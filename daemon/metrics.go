@@ -1,10 +1,17 @@
+//go:build !runtimeclassd_lite
+
+// The metrics link Prometheus' client, which the one-shot command line
+// (built with -tags runtimeclassd_lite) leaves out: there, metrics_lite.go
+// stands in for this file.
+
 package daemon
 
 import (
-	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/runtimeclassd/runtimeclassd/shimcheck"
 )
 
@@ -27,8 +34,14 @@ type Metrics struct {
 	smokeTotal  *prometheus.CounterVec
 }
 
-// NewMetrics registers the metrics of the contract on a new registry.
-func NewMetrics(version string) *Metrics {
+// NewMetrics registers the metrics of the contract on a new registry, with
+// the Go runtime's and the process's (process_*: the unit's ProcSubset=pid
+// hides /proc/stat, so process_start_time_seconds is missing there; the
+// collector reports what it can read and no error) and
+// runtimeclassd_build_info from prometheus/common/version (version,
+// revision, branch, goversion, goos, goarch, tags; the command sets that
+// package's variables at start). ver, if set, is the version it reports.
+func NewMetrics(ver string) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_handler_ready",
@@ -60,11 +73,14 @@ func NewMetrics(version string) *Metrics {
 		smokeTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runtimeclassd_smoke_tests_total",
 			Help: "Sandbox smoke tests by result: passed, failed, pending, skipped."}, []string{"result"}),
 	}
-	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_build_info",
-		Help: "A metric with a constant 1 value labeled by version and goversion."}, []string{"version", "goversion"})
-	build.WithLabelValues(version, runtime.Version()).Set(1)
+	var build []versioncollector.Option
+	if ver != "" {
+		build = append(build, versioncollector.WithExtraConstLabels(prometheus.Labels{"version": ver}))
+	}
+	m.Registry.MustRegister(versioncollector.NewCollector("runtimeclassd", build...), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.ready, m.hostCheck, m.reconciles, m.duration, m.restarts, m.rollbacks, m.drift,
-		m.policyValid, m.lastSuccess, m.polling, m.backoff, m.smokeOK, m.smokeTook, m.smokeTotal, build)
+		m.policyValid, m.lastSuccess, m.polling, m.backoff, m.smokeOK, m.smokeTook, m.smokeTotal)
 	for _, r := range []string{OutcomeApplied, OutcomeUnchanged, OutcomeInvalid, OutcomeRolledBack, OutcomeError} {
 		m.reconciles.WithLabelValues(r)
 	}

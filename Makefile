@@ -2,20 +2,39 @@
 SHELL     := /bin/bash
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.branch=$(BRANCH)
 BIN       := bin/runtimeclassd
+DAEMON    := bin/runtimeclassd-daemon
 CACHE     ?= /var/tmp/runtimeclassd-cache
 CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
 export CONTAINERD2_BIN
 
-.PHONY: all build test unit security rules tools-test dashboard e2e measure package package-lint deps lint bench fuzz demo clean
+.PHONY: all build docs test unit security rules tools-test dashboard e2e measure package package-lint deps lint bench fuzz demo clean
 
 all: build
 
-# Position-independent (ASLR), with no library but the dynamic loader that
-# relocates it: what lintian and rpmlint expect of a distribution's binary.
+# Two builds of cmd/runtimeclassd: bin/runtimeclassd, the command people
+# and configuration management run, without what only the daemon needs
+# (gRPC, Prometheus, D-Bus: -tags runtimeclassd_lite), and
+# bin/runtimeclassd-daemon, everything, which the first runs for `run` and
+# for apply and revert when they write (installed in
+# /usr/libexec/runtimeclassd/). Static and not position-independent: the
+# dynamic loader's relocation of a PIE costs the one-shot command 15% of
+# its start and the daemon 2 MiB of resident memory (docs/BENCHMARKS.md);
+# packaging/lintian-overrides says why. Then the man pages and completions,
+# generated from the flag definitions (make docs).
 build:
-	CGO_ENABLED=0 $(GO) build -buildmode=pie -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/runtimeclassd
+	CGO_ENABLED=0 $(GO) build -trimpath -tags runtimeclassd_lite -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/runtimeclassd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DAEMON) ./cmd/runtimeclassd
+	$(MAKE) --no-print-directory docs
+
+# bin/docs/man/*.8.gz and bin/docs/completions/ (bash, zsh, fish), from the
+# command line's own flag definitions, for the host.
+docs:
+	rm -rf bin/docs
+	GOOS= GOARCH= CGO_ENABLED=0 $(GO) run -tags runtimeclassd_lite -ldflags '-X main.version=$(VERSION)' ./cmd/runtimeclassd __docs bin/docs
 
 deps:
 	@scripts/deps.sh >/dev/null
@@ -44,6 +63,7 @@ rules:
 # dashboard and checks every query of the dashboard and the alert rules.
 tools-test:
 	cd tools/dashboard && GOWORK=off $(GO) test -count=1 ./...
+	cd tools/bench && GOWORK=off $(GO) test -count=1 ./...
 
 # Regenerates packaging/grafana-dashboard.json from tools/dashboard.
 dashboard:
@@ -59,6 +79,8 @@ package-lint: package
 lint: package-lint
 	$(GO) vet ./...
 	cd tools/dashboard && GOWORK=off $(GO) vet ./...
+	cd tools/bench && GOWORK=off $(GO) vet ./...
+	$(GO) vet -tags runtimeclassd_lite ./cmd/runtimeclassd
 	@if command -v staticcheck >/dev/null 2>&1 || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2 >/dev/null 2>&1; then \
 		PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...; \
 	else echo "staticcheck could not be installed; ran go vet only"; fi
@@ -81,7 +103,12 @@ measure: package
 package: deps build
 	scripts/package.sh
 
-bench: build
+# Every figure of issue 12 against its peer and goal, in one run: the
+# one-shot command against nvidia-ctk and containerd's config dump, scale
+# fits, and the reaction and idle figures of real nodes (make measure's
+# TestMeasureReaction and TestMeasureIdle). Prints the table and rewrites
+# docs/BENCHMARKS.md's results and plots.
+bench: package
 	scripts/bench.sh
 
 fuzz:

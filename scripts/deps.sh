@@ -3,7 +3,9 @@
 # quick when it is all there already:
 #   - Debian's containerd 1.6 and runc (config versions 1 and 2), GNU patch,
 #     prometheus (promtool tests the alert rules), a static busybox (the
-#     only binary of the test images) and file(1);
+#     only binary of the test images) and file(1); zsh and fish, which
+#     check the shell completions the packages ship, and man, which checks
+#     the man pages (cmd/runtimeclassd/cli_test.go);
 #   - containerd 2.4.2 (config versions 3 and 4), built from the Go module
 #     proxy once and cached outside the checkout.
 # Prints the path of the containerd 2.x binary on its last line.
@@ -14,7 +16,7 @@ CTRD2_VERSION=v2.4.2
 CTRD2_DIR=$CACHE/containerd-$CTRD2_VERSION
 
 need_apt=()
-for pkg in containerd runc patch prometheus busybox-static file; do
+for pkg in containerd runc patch prometheus busybox-static file zsh fish man-db; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 for pkg in "$@"; do   # extra packages a caller wants (e2e, bench)

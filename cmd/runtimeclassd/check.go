@@ -14,13 +14,10 @@ import (
 )
 
 func checkFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-	output := fs.String("output", "text", "output format: text or json")
+	output := newEnum(fs, "output", "text", "output format", "text", "json")
 	return func(_ context.Context, e *env, args []string) error {
 		if err := noArgs(args); err != nil {
 			return err
-		}
-		if *output != "text" && *output != "json" {
-			return fmt.Errorf("%w: --output must be text or json", errUsage)
 		}
 		p, err := policy.Load(e.cfg.PolicyDir, policy.Options{AllowedPrefixes: e.cfg.AllowedPathPrefixes})
 		if err != nil {

@@ -1,6 +1,15 @@
 // Command runtimeclassd keeps containerd's CRI runtime handlers in line with
 // the policy in /etc/runtimeclassd/policy.d. This file only parses flags,
 // wires the packages together and maps outcomes to exit codes.
+//
+// It is built twice from this one package. bin/runtimeclassd (installed as
+// /usr/bin/runtimeclassd, built with -tags runtimeclassd_lite) is what
+// people and configuration management run: every command, linking only
+// what the one-shot commands need, so that it starts in a couple of
+// milliseconds. Commands that talk to containerd's API or to systemd, or
+// serve metrics (run, and apply and revert when they write), execute the
+// complete build, runtimeclassd-daemon, next to it or in
+// ../libexec/runtimeclassd/, with the same arguments (lite.go, full.go).
 package main
 
 import (
@@ -13,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -23,8 +33,32 @@ import (
 	"github.com/runtimeclassd/runtimeclassd/policy"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// Build information, set with -ldflags "-X main.version=... -X
+// main.revision=... -X main.branch=...".
+var (
+	version  = "dev"
+	revision string // default: the VCS revision Go recorded, if any
+	branch   = "unknown"
+)
+
+// buildRevision is the commit the binary was built from.
+func buildRevision() string {
+	if revision != "" {
+		return revision
+	}
+	rev, dirty := "unknown", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				rev = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true":
+				dirty = "-modified"
+			}
+		}
+	}
+	return rev + dirty
+}
 
 // Exit codes.
 const (
@@ -34,10 +68,16 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// interruptible is ctx, ended by SIGINT or SIGTERM, for the commands that
+// run containerd or write: they stop their child, remove their candidate
+// file and leave the state consistent. The others keep the default (a
+// signal ends them at once), since asking for signals starts two threads,
+// a tenth of a dry run's time (docs/BENCHMARKS.md).
+func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }
 
 // errUsage marks command-line mistakes (exit status 2).
@@ -45,39 +85,47 @@ var errUsage = errors.New("usage")
 
 type command struct {
 	name, args, help string
-	flags            func(fs *flag.FlagSet) func(ctx context.Context, e *env, args []string) error
+	// long is the man page's description: paragraphs separated by blank
+	// lines.
+	long  string
+	flags func(fs *flag.FlagSet) func(ctx context.Context, e *env, args []string) error
 }
 
-// env is what every command gets: the merged config, the logger and the
-// output streams.
+// env is what every command gets: the merged config, the logger, the
+// output streams, and the arguments Main was given.
 type env struct {
 	cfg            daemon.Config
 	log            *slog.Logger
 	stdout, stderr io.Writer
+	args           []string
 }
 
+const summary = "Keeps containerd's CRI runtime handlers in line with the policy in /etc/runtimeclassd/policy.d."
+
 var commands = []command{
-	{"run", "[--web.listen-address ADDR] [--web.config.file FILE]", "the daemon: watch, reconcile, restart containerd, verify, roll back", runFlags},
-	{"apply", "[--dry-run] [--diff] [--no-restart]", "merge the policy's handlers into containerd's config", applyFlags},
-	{"revert", "[--dry-run] [--no-restart]", "remove every block runtimeclassd manages from containerd's config", revertFlags},
-	{"check", "[--output text|json]", "host readiness of each handler (exit 0 only if all are ready)", checkFlags},
-	{"validate", "FILE...", "lint policy files", validateFlags},
-	{"runtimeclass", "", "print a RuntimeClass manifest for each handler", runtimeclassFlags},
-	{"status", "", "what is managed, and the last outcome", statusFlags},
-	{"version", "", "print the version", versionFlags},
+	{"run", "", "the daemon: watch, reconcile, restart containerd, verify, roll back", longRun, runFlags},
+	{"apply", "", "merge the policy's handlers into containerd's config", longApply, applyFlags},
+	{"revert", "", "remove every block runtimeclassd manages from containerd's config", longRevert, revertFlags},
+	{"check", "", "host readiness of each handler (exit 0 only if all are ready)", longCheck, checkFlags},
+	{"validate", "FILE...", "lint policy files", longValidate, validateFlags},
+	{"runtimeclass", "", "print a RuntimeClass manifest for each handler", longRuntimeclass, runtimeclassFlags},
+	{"status", "", "what is managed, and the last outcome", longStatus, statusFlags},
+	{"version", "", "print the version", "Prints the version, the commit and branch it was built from, and the Go version and platform.", versionFlags},
 }
 
 // globalFlags are accepted before and after the command name.
 type globalFlags struct {
 	configFile string
-	logLevel   string
+	logLevel   slog.LevelVar
+	version    bool
 	cfg        daemon.Config
 }
 
 func (g *globalFlags) register(fs *flag.FlagSet) {
 	d := daemon.DefaultConfig()
+	g.logLevel.Set(slog.LevelWarn)
 	fs.StringVar(&g.configFile, "config", "/etc/runtimeclassd/config.toml", "daemon config `FILE` (missing means defaults)")
-	fs.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.Var(&levelValue{&g.logLevel}, "log-level", "log `LEVEL`: debug, info, warn, error")
 	fs.StringVar(&g.cfg.ContainerdConfig, "containerd-config", d.ContainerdConfig, "containerd's config `FILE`")
 	fs.StringVar(&g.cfg.PolicyDir, "policy-dir", d.PolicyDir, "policy `DIR`")
 	fs.StringVar(&g.cfg.StateDir, "state-dir", d.StateDir, "state and backups `DIR`")
@@ -87,6 +135,8 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.cfg.ContainerdAddress, "containerd-address", d.ContainerdAddress, "containerd's gRPC `SOCK`")
 	fs.StringVar(&g.cfg.ContainerdUnit, "containerd-unit", d.ContainerdUnit, "containerd's systemd `NAME`")
 	fs.StringVar(&g.cfg.NFDFeatureFile, "nfd-feature-file", d.NFDFeatureFile, "Node Feature Discovery feature `FILE` (\"\" disables)")
+	fs.BoolVar(&g.version, "version", false, "print the version and exit")
+	fs.BoolVar(&g.version, "v", false, "print the version and exit")
 }
 
 // merge loads the config file and lays the flags that were set on it.
@@ -104,19 +154,6 @@ func (g *globalFlags) merge(set map[string]bool) (daemon.Config, error) {
 	return cfg, nil
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: runtimeclassd [global flags] COMMAND [flags]")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %-38s %s\n", c.name, c.args, c.help)
-	}
-	fmt.Fprintln(w, "\nglobal flags:")
-	fs := flag.NewFlagSet("runtimeclassd", flag.ContinueOnError)
-	new(globalFlags).register(fs)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-}
-
 // Main runs the command line args and returns the exit status.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var g globalFlags
@@ -129,9 +166,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			usage(stdout)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "runtimeclassd: %v\n", err)
-		usage(stderr)
+		usageError(stderr, nil, err)
 		return exitUsage
+	}
+	if g.version {
+		printVersion(stdout)
+		return exitOK
 	}
 	top.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	rest := top.Args()
@@ -139,49 +179,46 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
-	var cmd *command
-	for i := range commands {
-		if commands[i].name == rest[0] {
-			cmd = &commands[i]
-		}
+	switch rest[0] {
+	case "help":
+		return helpCommand(rest[1:], stdout, stderr)
+	case docsCommand:
+		return writeDocs(rest[1:], stderr)
 	}
+	cmd := lookup(rest[0])
 	if cmd == nil {
-		fmt.Fprintf(stderr, "runtimeclassd: unknown command %q\n", rest[0])
-		usage(stderr)
+		usageError(stderr, nil, fmt.Errorf("unknown command %q", rest[0]))
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("runtimeclassd "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	// The same flag values, so that global flags may come after the
 	// command name too.
 	top.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
 	run := cmd.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: runtimeclassd %s %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.help)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(rest[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			commandUsage(stdout, cmd)
 			return exitOK
 		}
+		usageError(stderr, cmd, err)
 		return exitUsage
+	}
+	if g.version {
+		printVersion(stdout)
+		return exitOK
 	}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	level := new(slog.LevelVar)
-	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
-		fmt.Fprintf(stderr, "runtimeclassd: --log-level: %v\n", err)
-		return exitUsage
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, &g.logLevel)
 	cfg, err := g.merge(set)
 	if err != nil {
 		fmt.Fprintf(stderr, "runtimeclassd: %v\n", err)
 		return exitFailure
 	}
-	e := &env{cfg: cfg, log: log, stdout: stdout, stderr: stderr}
+	e := &env{cfg: cfg, log: log, stdout: stdout, stderr: stderr, args: args}
 	if err := run(ctx, e, fs.Args()); err != nil {
 		if errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "runtimeclassd %s: %v\n", cmd.name, strings.TrimPrefix(err.Error(), "usage: "))
+			fmt.Fprintf(stderr, "runtimeclassd %s: %v\n", cmd.name, dashed(strings.TrimPrefix(err.Error(), "usage: ")))
 			return exitUsage
 		}
 		var ex exitError
@@ -215,6 +252,32 @@ func (e *env) applier() *daemon.Applier {
 	}
 }
 
+// defaultListen is the metrics address: the node's loopback, so that what
+// the daemon reports (handler names, host paths in check failures) is not
+// offered to the whole network unless asked for; 9864 is not a port a
+// well-known exporter uses. Any other address is an explicit opt-in
+// (--web.listen-address), best with --web.config.file.
+const defaultListen = "127.0.0.1:9864"
+
+// runOptions are run's flags.
+type runOptions struct {
+	listen, webConfig string
+	noRestart         bool
+}
+
+func runFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+	o := &runOptions{}
+	fs.StringVar(&o.listen, "web.listen-address", defaultListen, "`ADDRESS` for /, /metrics, /healthz and /readyz: loopback by default; another address (\":9864\" for all) exposes handler names and host paths, so protect it with --web.config.file (\"\" disables)")
+	fs.StringVar(&o.webConfig, "web.config.file", "", "exporter-toolkit web config `FILE`: TLS, client certificates, basic auth (see README, Metrics)")
+	fs.BoolVar(&o.noRestart, "no-restart", false, "write the config but never restart containerd")
+	return func(ctx context.Context, e *env, args []string) error {
+		if err := noArgs(args); err != nil {
+			return err
+		}
+		return e.runDaemon(ctx, o)
+	}
+}
+
 func applyFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	dryRun := fs.Bool("dry-run", false, "print the would-be config.toml to stdout and change nothing")
 	diff := fs.Bool("diff", false, "print a unified diff of the change to stdout")
@@ -227,7 +290,11 @@ func applyFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		if *noValidate && !*dryRun {
 			return fmt.Errorf("%w: --no-validate needs --dry-run: nothing unvalidated is ever written", errUsage)
 		}
-		return e.change(ctx, daemon.PlanOptions{Command: "apply", NoValidate: *noValidate}, *dryRun, *diff, *noRestart)
+		opts := daemon.PlanOptions{Command: "apply", NoValidate: *noValidate}
+		if *dryRun {
+			return e.dryRun(ctx, opts, *diff)
+		}
+		return e.change(ctx, opts, *diff, *noRestart)
 	}
 }
 
@@ -239,71 +306,21 @@ func revertFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		if err := noArgs(args); err != nil {
 			return err
 		}
-		return e.change(ctx, daemon.PlanOptions{Command: "revert", Revert: true}, *dryRun, *diff, *noRestart)
-	}
-}
-
-// change runs apply or revert. The config or diff goes to stdout; what
-// happened goes to stderr. Anything that writes takes the daemon's own path
-// (lock, backup, compare-and-swap write, state, labels from what containerd
-// serves), with or without the restart.
-func (e *env) change(ctx context.Context, opts daemon.PlanOptions, dryRun, diff, noRestart bool) error {
-	if dryRun {
-		return e.dryRun(ctx, opts, diff)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	rec, closeFn := e.reconciler(!noRestart)
-	defer closeFn()
-	rep := rec.ReconcileWith(ctx, opts)
-	if rep.Plan != nil {
-		e.printPlan(rep.Plan)
-		if diff {
-			fmt.Fprint(e.stdout, rep.Plan.Diff(e.cfg.ContainerdConfig))
+		opts := daemon.PlanOptions{Command: "revert", Revert: true}
+		if *dryRun {
+			return e.dryRun(ctx, opts, *diff)
 		}
+		return e.change(ctx, opts, *diff, *noRestart)
 	}
-	switch {
-	case rep.Err != nil && rep.Outcome != daemon.OutcomeHeld:
-		return rep.Err
-	case rep.Outcome == daemon.OutcomeUnchanged:
-		fmt.Fprintf(e.stderr, "%s is up to date; nothing written\n", e.cfg.ContainerdConfig)
-	case rep.Restarted:
-		fmt.Fprintf(e.stderr, "wrote %s (%s), restarted %s and verified it serves %s\n", e.cfg.ContainerdConfig, backupNote(rep.Backup), e.cfg.ContainerdUnit, servedNote(rep))
-	case noRestart:
-		fmt.Fprintf(e.stderr, "wrote %s (%s)\n", e.cfg.ContainerdConfig, backupNote(rep.Backup))
-		fmt.Fprintf(e.stderr, "not restarting containerd (--no-restart); the change takes effect at its next restart\n")
-	default:
-		fmt.Fprintf(e.stderr, "wrote %s (%s); %s is not running, so it was not started\n", e.cfg.ContainerdConfig, backupNote(rep.Backup), e.cfg.ContainerdUnit)
-	}
-	if opts.Revert {
-		fmt.Fprintln(e.stderr, "a running daemon will not re-apply the policy until it changes or `runtimeclassd apply` runs")
-	}
-	return nil
-}
-
-func backupNote(backup string) string {
-	if backup == "" {
-		return "new file"
-	}
-	return "previous version saved as " + backup
-}
-
-func servedNote(rep *daemon.Report) string {
-	var names []string
-	for n, ok := range rep.Offered {
-		if ok {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return "no managed handlers"
-	}
-	return strings.Join(names, ", ")
 }
 
 // dryRun plans and prints; it writes nothing and takes no lock.
 func (e *env) dryRun(ctx context.Context, opts daemon.PlanOptions, diff bool) error {
+	if !opts.NoValidate {
+		var stop context.CancelFunc
+		ctx, stop = interruptible(ctx)
+		defer stop()
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	plan, err := e.applier().Plan(ctx, opts)
@@ -383,7 +400,14 @@ func orNone(s []string) string {
 
 func versionFlags(*flag.FlagSet) func(context.Context, *env, []string) error {
 	return func(_ context.Context, e *env, args []string) error {
-		fmt.Fprintf(e.stdout, "runtimeclassd %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		if err := noArgs(args); err != nil {
+			return err
+		}
+		printVersion(e.stdout)
 		return nil
 	}
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "runtimeclassd %s (revision %s, branch %s, %s %s/%s)\n", version, buildRevision(), branch, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

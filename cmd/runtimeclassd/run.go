@@ -1,64 +1,84 @@
+//go:build !runtimeclassd_lite
+
+// This file is the part of the command that links containerd's API
+// (gRPC), systemd's D-Bus and the metrics server: the daemon, and apply and
+// revert when they write. Only runtimeclassd-daemon, the complete build,
+// has it; bin/runtimeclassd (lite.go) executes that build for these.
+
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	promversion "github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/runtimeclassd/runtimeclassd/ctrdhealth"
 	"github.com/runtimeclassd/runtimeclassd/daemon"
 	"github.com/runtimeclassd/runtimeclassd/systemd"
 )
 
-// defaultListen is the metrics address: the node's loopback, so that what
-// the daemon reports (handler names, host paths in check failures) is not
-// offered to the whole network unless asked for; 9864 is not a port a
-// well-known exporter uses. Any other address is an explicit opt-in
-// (--web.listen-address), best with --web.config.file.
-const defaultListen = "127.0.0.1:9864"
-
-func runFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-	listen := fs.String("web.listen-address", defaultListen, "`ADDRESS` for /metrics, /healthz and /readyz: loopback by default; another address (\":9864\" for all) exposes handler names and host paths, so protect it with --web.config.file (\"\" disables)")
-	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config `FILE`: TLS, client certificates, basic auth (see README, Metrics)")
-	noRestart := fs.Bool("no-restart", false, "write the config but never restart containerd")
-	return func(ctx context.Context, e *env, args []string) error {
-		if err := noArgs(args); err != nil {
+// runDaemon is `runtimeclassd run`.
+func (e *env) runDaemon(ctx context.Context, o *runOptions) error {
+	ctx, stop := interruptible(ctx)
+	defer stop()
+	e.log.Info("starting", "version", version, "revision", buildRevision(), "policy_dir", e.cfg.PolicyDir, "containerd_config", e.cfg.ContainerdConfig)
+	// build_info reads prometheus/common/version.
+	promversion.Version, promversion.Revision, promversion.Branch = version, buildRevision(), branch
+	metrics := daemon.NewMetrics(version)
+	rec, closeFn := e.reconciler(!o.noRestart)
+	defer closeFn()
+	rec.Metrics = metrics
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	svc := &daemon.Service{Reconciler: rec, Notifier: systemd.Notifier{}, Log: e.log, Hup: hup, Ready: make(chan struct{})}
+	if o.listen != "" {
+		mux, err := e.mux(metrics, svc.Ready)
+		if err != nil {
 			return err
 		}
-		e.log.Info("starting", "version", version, "policy_dir", e.cfg.PolicyDir, "containerd_config", e.cfg.ContainerdConfig)
-		metrics := daemon.NewMetrics(version)
-		rec, closeFn := e.reconciler(!*noRestart)
-		defer closeFn()
-		rec.Metrics = metrics
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		svc := &daemon.Service{Reconciler: rec, Notifier: systemd.Notifier{}, Log: e.log, Hup: hup, Ready: make(chan struct{})}
-		if *listen != "" {
-			srv := &http.Server{Handler: e.mux(metrics, svc.Ready), ReadHeaderTimeout: 10 * time.Second}
-			go func() {
-				listens := []string{*listen}
-				err := web.ListenAndServe(srv, &web.FlagConfig{WebListenAddresses: &listens, WebConfigFile: webConfig}, e.log.With("component", "web"))
-				if err != nil && !errors.Is(err, http.ErrServerClosed) {
-					e.log.Error("metrics server stopped", "err", err)
-				}
-			}()
-			defer srv.Close()
-		}
-		return svc.Run(ctx)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			listens := []string{o.listen}
+			err := web.ListenAndServe(srv, &web.FlagConfig{WebListenAddresses: &listens, WebConfigFile: &o.webConfig}, e.log.With("component", "web"))
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		defer srv.Close()
 	}
+	return svc.Run(ctx)
 }
 
-func (e *env) mux(m *daemon.Metrics, ready <-chan struct{}) *http.ServeMux {
+// mux serves the metrics, the health and readiness checks, and a landing
+// page at / that links them.
+func (e *env) mux(m *daemon.Metrics, ready <-chan struct{}) (*http.ServeMux, error) {
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "runtimeclassd",
+		Description: summary,
+		Version:     fmt.Sprintf("%s (revision %s, branch %s)", version, buildRevision(), branch),
+		Profiling:   "false",
+		Links: []web.LandingLinks{
+			{Address: "/metrics", Text: "Metrics", Description: "runtimeclassd's metrics, the Go runtime's and the process's"},
+			{Address: "/healthz", Text: "Health", Description: "ok while the process serves"},
+			{Address: "/readyz", Text: "Readiness", Description: "ok once the first reconcile has finished"},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("landing page: %w", err)
+	}
 	mux := http.NewServeMux()
+	mux.Handle("/", landing)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -69,7 +89,7 @@ func (e *env) mux(m *daemon.Metrics, ready <-chan struct{}) *http.ServeMux {
 			http.Error(w, "first reconcile not finished", http.StatusServiceUnavailable)
 		}
 	})
-	return mux
+	return mux, nil
 }
 
 // reconciler builds the reconcile pipeline; with restart, it restarts
@@ -89,4 +109,62 @@ func (e *env) reconciler(restart bool) (*daemon.Reconciler, func()) {
 	m := systemd.Lazy()
 	rec.Restarter = m
 	return rec, m.Close
+}
+
+// change runs apply or revert. The config or diff goes to stdout; what
+// happened goes to stderr. Anything that writes takes the daemon's own path
+// (lock, backup, compare-and-swap write, state, labels from what containerd
+// serves), with or without the restart.
+func (e *env) change(ctx context.Context, opts daemon.PlanOptions, diff, noRestart bool) error {
+	ctx, stop := interruptible(ctx)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	rec, closeFn := e.reconciler(!noRestart)
+	defer closeFn()
+	rep := rec.ReconcileWith(ctx, opts)
+	if rep.Plan != nil {
+		e.printPlan(rep.Plan)
+		if diff {
+			fmt.Fprint(e.stdout, rep.Plan.Diff(e.cfg.ContainerdConfig))
+		}
+	}
+	switch {
+	case rep.Err != nil && rep.Outcome != daemon.OutcomeHeld:
+		return rep.Err
+	case rep.Outcome == daemon.OutcomeUnchanged:
+		fmt.Fprintf(e.stderr, "%s is up to date; nothing written\n", e.cfg.ContainerdConfig)
+	case rep.Restarted:
+		fmt.Fprintf(e.stderr, "wrote %s (%s), restarted %s and verified it serves %s\n", e.cfg.ContainerdConfig, backupNote(rep.Backup), e.cfg.ContainerdUnit, servedNote(rep))
+	case noRestart:
+		fmt.Fprintf(e.stderr, "wrote %s (%s)\n", e.cfg.ContainerdConfig, backupNote(rep.Backup))
+		fmt.Fprintf(e.stderr, "not restarting containerd (--no-restart); the change takes effect at its next restart\n")
+	default:
+		fmt.Fprintf(e.stderr, "wrote %s (%s); %s is not running, so it was not started\n", e.cfg.ContainerdConfig, backupNote(rep.Backup), e.cfg.ContainerdUnit)
+	}
+	if opts.Revert {
+		fmt.Fprintln(e.stderr, "a running daemon will not re-apply the policy until it changes or `runtimeclassd apply` runs")
+	}
+	return nil
+}
+
+func backupNote(backup string) string {
+	if backup == "" {
+		return "new file"
+	}
+	return "previous version saved as " + backup
+}
+
+func servedNote(rep *daemon.Report) string {
+	var names []string
+	for n, ok := range rep.Offered {
+		if ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return "no managed handlers"
+	}
+	return strings.Join(names, ", ")
 }

@@ -1,3 +1,5 @@
+//go:build !runtimeclassd_lite
+
 package main
 
 import (

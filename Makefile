@@ -11,7 +11,7 @@ CACHE     ?= /var/tmp/runtimeclassd-cache
 CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
 export CONTAINERD2_BIN
 
-.PHONY: all build docs test unit security rules tools-test dashboard e2e measure package package-lint deps lint bench fuzz demo clean
+.PHONY: all build docs test unit security rules tools-test dashboard e2e measure package package-lint deps lint bench fleet-bench fuzz demo clean
 
 all: build
 
@@ -110,6 +110,17 @@ package: deps build
 # docs/BENCHMARKS.md's results and plots.
 bench: package
 	scripts/bench.sh
+
+# The fleet simulation in full (make test runs it with 200 agents): 1,000
+# node agents with the project's budget code against a real kube-apiserver
+# and etcd, K = 1, 10 and 50, clean and with 10% killed holding a slot. The
+# figures go to dist/fleet-sim.json, the table to stdout (docs/FLEET.md),
+# the plot to docs/fleet-rollout.png (tools/fleetsim, a module of its own).
+fleet-bench:
+	scripts/kube-bins.sh >/dev/null
+	mkdir -p dist
+	set -o pipefail; RUNTIMECLASSD_FLEET_AGENTS=1000 RUNTIMECLASSD_FLEET_OUT=$(CURDIR)/dist/fleet-sim.json $(GO) test -tags e2e -count=1 -timeout 60m -v -run '^TestFleetSimulation$$' ./test/e2e 2>&1 | grep -E '^\s*(---|\S+_test.go)|^(ok|FAIL)'
+	cd tools/fleetsim && GOWORK=off $(GO) run . -in ../../dist/fleet-sim.json -png ../../docs/fleet-rollout.png
 
 fuzz:
 	$(GO) test ./tomlpatch -run '^$$' -fuzz FuzzPlaceSubtable -fuzztime 60s -fuzzminimizetime 5s

@@ -246,7 +246,7 @@ func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
 		default:
 			unreachableSince = time.Time{}
 			bo.reset()
-			reason = fmt.Sprintf("all %d restart slots are held", b.cfg.Slots)
+			reason = fmt.Sprintf("all restart slots are held (%d)", b.cfg.Slots)
 		}
 		if w, r := b.Waiting(); !w || r != reason {
 			b.cfg.Log.Info("waiting for a restart slot", "reason", reason)
@@ -264,54 +264,70 @@ func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
 	}
 }
 
-// try looks at the slots once and tries to take a free or expired one.
-// It returns the taken Lease, or nil and why none was taken (nil error:
-// every slot is held).
+// try looks at the slots and tries to take a free or expired one. It
+// returns the taken Lease, or nil and why none was taken (nil error: every
+// slot is held). Conflicts mean the list is stale: after two, it lists
+// again rather than walk on through slots that others are taking, and it
+// gives up for this turn after three lists.
 func (b *Budget) try(ctx context.Context) (*lease, error) {
-	ns := b.cfg.Namespace
-	list, err := b.client.listLeases(ctx, ns, RoleLabel+"="+RoleSlot)
-	if err != nil {
-		return nil, fmt.Errorf("listing restart slots: %w", err)
-	}
-	now := b.cfg.Clock.Now()
-	byName := map[string]*lease{}
-	b.mu.Lock()
-	for i := range list.Items {
-		l := &list.Items[i]
-		byName[l.Metadata.Name] = l
-		if o, ok := b.observed[l.Metadata.Name]; !ok || o.version != l.Metadata.ResourceVersion {
-			b.observed[l.Metadata.Name] = observation{version: l.Metadata.ResourceVersion, at: now}
-		}
-	}
-	b.mu.Unlock()
-	// Start at a random slot, so that nodes looking at once spread over
-	// the free slots instead of all racing for the first.
-	first := int(b.cfg.Rand() * float64(b.cfg.Slots))
 	var lastErr error
-	for j := range b.cfg.Slots {
-		name := SlotName((first + j) % b.cfg.Slots)
-		cur, exists := byName[name]
-		var got *lease
-		var err error
-		switch {
-		case !exists:
-			got, err = b.client.createLease(ctx, b.slotLease(name, nil, now))
-		case b.free(cur, now):
-			got, err = b.client.updateLease(ctx, b.slotLease(name, cur, now))
-		default:
-			continue
+	for range 3 {
+		list, err := b.client.listLeases(ctx, b.cfg.Namespace, RoleLabel+"="+RoleSlot)
+		if err != nil {
+			return nil, fmt.Errorf("listing restart slots: %w", err)
 		}
-		switch code := StatusCode(err); {
-		case err == nil:
-			return got, nil
-		case code == http.StatusConflict || code == http.StatusNotFound:
-			// Another node was faster (AlreadyExists, Conflict), or the
-			// Lease was deleted since it was listed.
-			continue
-		case Unreachable(err):
-			return nil, fmt.Errorf("taking %s: %w", name, err)
-		default:
-			lastErr = fmt.Errorf("taking %s: %w", name, err)
+		now := b.cfg.Clock.Now()
+		byName := map[string]*lease{}
+		b.mu.Lock()
+		for i := range list.Items {
+			l := &list.Items[i]
+			byName[l.Metadata.Name] = l
+			if o, ok := b.observed[l.Metadata.Name]; !ok || o.version != l.Metadata.ResourceVersion {
+				b.observed[l.Metadata.Name] = observation{version: l.Metadata.ResourceVersion, at: now}
+			}
+		}
+		b.mu.Unlock()
+		var candidates []string
+		for i := range b.cfg.Slots {
+			name := SlotName(i)
+			if cur, ok := byName[name]; !ok || b.free(cur, now) {
+				candidates = append(candidates, name)
+			}
+		}
+		if len(candidates) == 0 {
+			return nil, lastErr
+		}
+		// Start at a random candidate, so that nodes looking at once
+		// spread over the free slots instead of all racing for the first.
+		first := int(b.cfg.Rand() * float64(len(candidates)))
+		conflicts := 0
+		for j := range candidates {
+			name := candidates[(first+j)%len(candidates)]
+			var got *lease
+			var err error
+			if cur, ok := byName[name]; ok {
+				got, err = b.client.updateLease(ctx, b.slotLease(name, cur, now))
+			} else {
+				got, err = b.client.createLease(ctx, b.slotLease(name, nil, now))
+			}
+			switch code := StatusCode(err); {
+			case err == nil:
+				return got, nil
+			case code == http.StatusConflict || code == http.StatusNotFound:
+				// Another node was faster (AlreadyExists, Conflict), or
+				// the Lease was deleted since it was listed.
+				conflicts++
+			case Unreachable(err):
+				return nil, fmt.Errorf("taking %s: %w", name, err)
+			default:
+				lastErr = fmt.Errorf("taking %s: %w", name, err)
+			}
+			if conflicts >= 2 {
+				break
+			}
+		}
+		if conflicts == 0 {
+			return nil, lastErr
 		}
 	}
 	return nil, lastErr

@@ -79,7 +79,7 @@ func TestBudgetSlots(t *testing.T) {
 	})
 	p := acquireAsync(ctx, c)
 	clk.waitWaiters(t, 3) // a's and b's renewals, c's next look
-	if w, reason := c.Waiting(); !w || reason != "all 2 restart slots are held" {
+	if w, reason := c.Waiting(); !w || reason != "all restart slots are held (2)" {
 		t.Errorf("Waiting() = %v, %q", w, reason)
 	}
 	m := f.lease(ns, nodeLeaseName("c"))
@@ -106,7 +106,7 @@ func TestBudgetSlots(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{"wait: all 2 restart slots are held", "go: "}; !slices.Equal(waits, want) {
+	if want := []string{"wait: all restart slots are held (2)", "go: "}; !slices.Equal(waits, want) {
 		t.Errorf("OnWait calls %q, want %q", waits, want)
 	}
 }

@@ -118,7 +118,7 @@ func TestFleetStatus(t *testing.T) {
 		"2 slots, 2 held, 1 nodes waiting, 1 failed policies",
 		"runtimeclassd-slot-1  node-a  1m31s     1s ago\n",
 		"node-c",
-		"all 2 restart slots are held",
+		"all restart slots are held (2)",
 		hashA + "  node-z",
 		"verification failed",
 	} {

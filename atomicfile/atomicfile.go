@@ -135,6 +135,42 @@ func ReplaceIf(path string, data []byte, perm fs.FileMode, expect []byte) (err e
 	return fmt.Errorf("%s keeps changing under concurrent writers; left as it is", w.target)
 }
 
+// RemoveIf removes path if it holds exactly expect. Otherwise it returns
+// ErrChanged and path holds what another writer put there: the file is
+// first renamed aside, compared, and renamed back (never over a file
+// someone created meanwhile) if it was not what the caller expected.
+func RemoveIf(path string, expect []byte) error {
+	target, err := resolve(path)
+	if err != nil {
+		return err
+	}
+	dir, base := filepath.Dir(target), filepath.Base(target)
+	aside := filepath.Join(dir, TempPrefix(base)+"removing")
+	if err := os.Rename(target, aside); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w (it was removed)", target, ErrChanged)
+	} else if err != nil {
+		return err
+	}
+	crashpoint.Hit("remove " + base + ": renamed aside")
+	got, err := os.ReadFile(aside)
+	if err == nil && bytes.Equal(got, expect) {
+		if err := os.Remove(aside); err != nil {
+			return err
+		}
+		crashpoint.Hit("remove " + base + ": removed")
+		return SyncDir(dir)
+	}
+	// Not ours to remove: put it back, unless someone created a newer file
+	// there meanwhile (theirs wins).
+	if err := unix.Renameat2(unix.AT_FDCWD, aside, unix.AT_FDCWD, target, unix.RENAME_NOREPLACE); err != nil {
+		os.Remove(aside)
+	}
+	if err := SyncDir(dir); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: %w", target, ErrChanged)
+}
+
 // writer is a temporary file holding the new bytes, ready to be renamed
 // over target.
 type writer struct {

@@ -340,3 +340,28 @@ func TestReplaceIfExpectations(t *testing.T) {
 		t.Fatalf("temp files left: %v", left)
 	}
 }
+
+func TestRemoveIf(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "50-runtimeclassd.toml")
+	os.WriteFile(p, []byte("ours"), 0o644)
+	if err := RemoveIf(p, []byte("theirs")); !errors.Is(err, ErrChanged) {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "ours" {
+		t.Fatalf("a file that was not the expected one was changed: %q", b)
+	}
+	if err := RemoveIf(p, []byte("ours")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err == nil {
+		t.Fatal("not removed")
+	}
+	if err := RemoveIf(p, []byte("ours")); !errors.Is(err, ErrChanged) {
+		t.Fatalf("removing a missing file: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Fatalf("temp files left: %v", left)
+	}
+}

@@ -60,6 +60,15 @@ func Version(doc *tomlpatch.Document) (int, error) {
 	return 1, nil
 }
 
+// FileVersion is Version of a config's bytes.
+func FileVersion(src []byte) (int, error) {
+	doc, err := tomlpatch.Parse(src)
+	if err != nil {
+		return 0, fmt.Errorf("parsing config: %w", err)
+	}
+	return Version(doc)
+}
+
 // Runtime is one CRI runtime handler as containerd reads it.
 type Runtime struct {
 	// Name is the handler name, the key under the runtimes table.

@@ -51,6 +51,8 @@ type Applier struct {
 	// config.toml again and again.
 	dumpFor [sha256.Size]byte
 	dump    []byte
+	// major is the installed containerd's major version, once asked.
+	major int
 }
 
 // Plan is a candidate config and how it was made.
@@ -66,8 +68,14 @@ type Plan struct {
 	// Readiness is the host check of each policy handler; unready ones are
 	// withheld from the config.
 	Readiness []shimcheck.Result
+	// Mode is ModePatch or ModeDropIn.
+	Mode string
+	// DropIn is the drop-in's side of the plan: written in drop-in mode,
+	// removed when leaving it; nil when it is not touched.
+	DropIn *FilePlan
 
 	unvalidated bool
+	newVersion  int
 }
 
 // OfferedSet returns the names of the offered runtimes.
@@ -79,10 +87,9 @@ func (p *Plan) OfferedSet() map[string]bool {
 	return m
 }
 
-// Diff is a unified diff from the original to the candidate.
-func (p *Plan) Diff(name string) string {
-	return p.Result.Diff(p.Original, "a"+name, "b"+name)
-}
+// Diff is a unified diff from the original to the candidate, of every file
+// the plan writes.
+func (p *Plan) Diff(name string) string { return p.diffFiles(name) }
 
 // InvalidError is a reconcile that failed because of its inputs (the
 // policy, config.toml, or containerd's verdict on the candidate), not
@@ -137,10 +144,6 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	default:
 		return nil, fmt.Errorf("reading containerd config: %w", err)
 	}
-	if !p.Exists && revert {
-		p.Result = &ctrdconfig.Result{}
-		return p, nil
-	}
 	var want []ctrdconfig.Runtime
 	if p.Policy != nil {
 		if a.Host != nil {
@@ -155,7 +158,29 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 			want = append(want, ctrdconfig.Runtime{Name: h.Name, Fields: h.Fields(), Options: h.Options})
 		}
 	}
-	if !p.Exists && len(want) == 0 {
+	p.Mode = ModePatch
+	if !opts.NoValidate || a.Cfg.Mode == ModeDropIn {
+		if p.Mode, err = a.mode(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if p.Mode == ModeDropIn {
+		if err := a.planDropIn(ctx, p, want, opts); err != nil {
+			return nil, err
+		}
+		p.unvalidated = opts.NoValidate
+		if p.Changed() && !opts.NoValidate {
+			if err := a.validateDropIn(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+		return p, nil
+	}
+	unimport, err := a.leaveDropIn(p)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Exists && (revert || len(want) == 0) {
 		// Nothing to offer: a missing config.toml stays missing, so that a
 		// fresh node with no policy is not restarted for nothing.
 		p.Result = &ctrdconfig.Result{}
@@ -171,7 +196,7 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		}
 	}
 	var def *ctrdconfig.Runtime
-	patchOpts := ctrdconfig.Options{NewFileVersion: newVersion}
+	patchOpts := ctrdconfig.Options{NewFileVersion: newVersion, Unimport: unimport, Path: a.Cfg.ContainerdConfig}
 	var dumpErr error // from containerd, as opposed to from the inputs
 	if !opts.NoValidate {
 		patchOpts.DefaultRuntime = func() (*ctrdconfig.Runtime, error) {
@@ -202,6 +227,14 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		p.Offered = append(p.Offered, *def)
 	}
 	p.unvalidated = opts.NoValidate
+	if p.DropIn != nil && !opts.NoValidate {
+		// Leaving drop-in mode: what containerd reads is config.toml
+		// without the drop-in.
+		if err := a.validateDropIn(ctx, p); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
 	if res.Changed && !opts.NoValidate {
 		dump, err := a.validate(ctx, res.Out, p.Offered)
 		if err != nil {
@@ -289,62 +322,57 @@ func (a *Applier) defaultRuntime(ctx context.Context, current []byte) (*ctrdconf
 	return ctrdconfig.DefaultRuntime(dump)
 }
 
-// Commit backs up the current config and atomically writes the plan's
-// candidate (Backup, then Write). It returns the backup's path, or "" if
-// there was nothing to back up.
+// Commit backs up the current files and atomically writes the plan's
+// candidates (Backup, then Write). It returns config.toml's backup, or ""
+// if there was nothing to back up.
 func (a *Applier) Commit(p *Plan) (backup string, err error) {
-	if backup, err = a.Backup(p); err != nil {
+	backups, err := a.Backup(p)
+	if err != nil {
 		return "", err
 	}
-	return backup, a.Write(p)
+	return backups[a.Cfg.ContainerdConfig], a.Write(p)
 }
 
-// Backup keeps a copy of the config the plan replaces in the state dir,
-// and returns its path ("" if there is nothing to back up).
-func (a *Applier) Backup(p *Plan) (string, error) {
-	if !p.Result.Changed || !p.Exists {
-		return "", nil
+// Backup keeps a copy of each file the plan replaces in the state dir, and
+// returns their paths by file ("" for a file that did not exist).
+func (a *Applier) Backup(p *Plan) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range p.files(a.Cfg.ContainerdConfig) {
+		if !f.exists {
+			continue
+		}
+		backup, err := a.backup(f.path, f.orig)
+		if err != nil {
+			return nil, fmt.Errorf("backing up %s: %w", f.path, err)
+		}
+		out[f.path] = backup
 	}
-	backup, err := a.backup(p.Original)
-	if err != nil {
-		return "", fmt.Errorf("backing up %s: %w", a.Cfg.ContainerdConfig, err)
-	}
-	return backup, nil
+	return out, nil
 }
 
-// Write atomically replaces config.toml with the plan's candidate, if it
-// still holds what the plan was made from. Anything someone else wrote
-// since is kept, and the error is ErrConfigChanged. A plan that changes
-// nothing writes nothing; one that containerd did not validate is refused.
+// Write atomically replaces (or removes) each file the plan writes, in
+// order, if it still holds what the plan was made from. Anything someone
+// else wrote since is kept, and the error is ErrConfigChanged. A plan that
+// changes nothing writes nothing; one that containerd did not validate is
+// refused.
 func (a *Applier) Write(p *Plan) error {
-	if !p.Result.Changed {
+	if !p.Changed() {
 		return nil
 	}
 	if p.unvalidated {
 		return errors.New("refusing to write a config that containerd has not validated")
 	}
-	var expect []byte // nil: the file must not exist
-	if p.Exists {
-		expect = p.Original
-		if expect == nil {
-			expect = []byte{}
+	for _, f := range p.files(a.Cfg.ContainerdConfig) {
+		if err := writeFile(f); err != nil {
+			return err
 		}
-	} else if err := os.MkdirAll(filepath.Dir(a.Cfg.ContainerdConfig), 0o755); err != nil {
-		return err
-	}
-	err := atomicfile.ReplaceIf(a.Cfg.ContainerdConfig, p.Result.Out, 0o644, expect)
-	if errors.Is(err, atomicfile.ErrChanged) {
-		return fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, ErrConfigChanged)
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", a.Cfg.ContainerdConfig, err)
 	}
 	return nil
 }
 
 // backup writes a timestamped copy of the config into the state dir and
 // keeps the newest Cfg.Backups copies.
-func (a *Applier) backup(b []byte) (string, error) {
+func (a *Applier) backup(path string, b []byte) (string, error) {
 	dir := filepath.Join(a.Cfg.StateDir, "backups")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
@@ -353,7 +381,7 @@ func (a *Applier) backup(b []byte) (string, error) {
 	if a.Now != nil {
 		now = a.Now
 	}
-	base := filepath.Base(a.Cfg.ContainerdConfig)
+	base := filepath.Base(path)
 	name := filepath.Join(dir, base+"."+now().UTC().Format("20060102T150405.000000000Z"))
 	if err := atomicfile.WriteFile(name, b, 0o600); err != nil {
 		return "", err

@@ -48,6 +48,11 @@ type Config struct {
 	// it pull the sandbox image when the node doesn't have it.
 	SmokeTimeout Duration `toml:"smoke_timeout"`
 	SmokePull    bool     `toml:"smoke_pull"`
+	// Mode is where handlers are written: "patch" (config.toml's own
+	// blocks), "drop-in" (the DropIn file, containerd 2.0 and later) or
+	// "auto" (drop-in on 2.x, patch on 1.x).
+	Mode   string `toml:"mode"`
+	DropIn string `toml:"drop_in"`
 }
 
 // Duration is a time.Duration written as a string ("500ms", "5m").
@@ -89,6 +94,8 @@ func DefaultConfig() Config {
 		VerifyTimeout:      Duration(60 * time.Second),
 		PollInterval:       Duration(5 * time.Second),
 		SmokeTimeout:       Duration(60 * time.Second),
+		Mode:               ModePatch,
+		DropIn:             "/etc/containerd/conf.d/50-runtimeclassd.toml",
 	}
 }
 

@@ -48,6 +48,9 @@ type crashScenario struct {
 	before, after map[string]string // policy files
 	noConfig      bool              // config.toml does not exist at first
 	bad           string            // a config containing this fails containerd's CRI
+	// modeBefore and mode are the modes before and during the change
+	// (drop-in ones run on a containerd 2.x with a version 3 config).
+	modeBefore, mode string
 }
 
 var crashScenarios = []crashScenario{
@@ -59,7 +62,21 @@ var crashScenarios = []crashScenario{
 	{name: "rollback", after: map[string]string{"kata.toml": kataPolicy}, bad: "handler=kata"},
 	{name: "rollback-update", before: map[string]string{"kata.toml": kataPolicy},
 		after: map[string]string{"kata.toml": kataPolicy, "broken.toml": "[handlers.broken]\nruntime_type = \"io.containerd.runc.v2\"\n"}, bad: "handler=broken"},
+	{name: "drop-in add", after: map[string]string{"kata.toml": kataPolicy}, modeBefore: ModeDropIn, mode: ModeDropIn},
+	{name: "drop-in update", before: map[string]string{"kata.toml": kataPolicy},
+		after:      map[string]string{"kata.toml": kataPolicy + "pod_annotations = [\"io.katacontainers.config.hypervisor.default_memory\"]\n"},
+		modeBefore: ModeDropIn, mode: ModeDropIn},
+	{name: "drop-in rollback", before: map[string]string{"kata.toml": kataPolicy},
+		after: map[string]string{"kata.toml": kataPolicy, "broken.toml": "[handlers.broken]\nruntime_type = \"io.containerd.runc.v2\"\n"},
+		bad:   "handler=broken", modeBefore: ModeDropIn, mode: ModeDropIn},
+	{name: "patch to drop-in", before: map[string]string{"kata.toml": kataPolicy}, after: map[string]string{"kata.toml": kataPolicy},
+		modeBefore: ModePatch, mode: ModeDropIn},
+	{name: "drop-in to patch", before: map[string]string{"kata.toml": kataPolicy}, after: map[string]string{"kata.toml": kataPolicy},
+		modeBefore: ModeDropIn, mode: ModePatch},
 }
+
+// dropInConfig is the version 3 config.toml of the drop-in scenarios.
+const dropInConfig = "version = 3\n# hand-written\n[plugins.\"io.containerd.cri.v1.runtime\".containerd]\n  default_runtime_name = \"runc\"\n"
 
 // crashNode is the directory a child runs in.
 type crashNode struct{ dir string }
@@ -67,15 +84,27 @@ type crashNode struct{ dir string }
 func (n crashNode) cfg() Config {
 	cfg := DefaultConfig()
 	cfg.ContainerdConfig = filepath.Join(n.dir, "etc/containerd/config.toml")
+	cfg.DropIn = filepath.Join(n.dir, "etc/containerd/conf.d/50-runtimeclassd.toml")
 	cfg.PolicyDir = filepath.Join(n.dir, "policy.d")
 	cfg.StateDir = filepath.Join(n.dir, "state")
 	cfg.NFDFeatureFile = filepath.Join(n.dir, "features.d/runtimeclassd")
 	cfg.RestartMinInterval = 0
+	if b, err := os.ReadFile(filepath.Join(n.dir, "mode")); err == nil {
+		cfg.Mode = strings.TrimSpace(string(b))
+	}
 	return cfg
 }
 
+// setMode sets the mode the node's next child runs in.
+func (n crashNode) setMode(mode string) {
+	if mode == "" {
+		mode = ModePatch
+	}
+	os.WriteFile(filepath.Join(n.dir, "mode"), []byte(mode), 0o644)
+}
+
 func (n crashNode) containerd() *fileContainerd {
-	return &fileContainerd{file: filepath.Join(n.dir, "containerd.json"), config: n.cfg().ContainerdConfig}
+	return &fileContainerd{file: filepath.Join(n.dir, "containerd.json"), config: n.cfg().ContainerdConfig, dropin: n.cfg().DropIn}
 }
 
 // fileContainerd is containerd under systemd, kept in a file so that it
@@ -83,8 +112,16 @@ func (n crashNode) containerd() *fileContainerd {
 // as a real restart is one job systemd finishes whatever happens to the
 // caller.
 type fileContainerd struct {
-	file, config string
-	bad          string
+	file, config, dropin string
+	bad                  string
+}
+
+// reads is what a containerd started now would read: config.toml and the
+// drop-in.
+func (f *fileContainerd) reads() string {
+	b, _ := os.ReadFile(f.config)
+	d, _ := os.ReadFile(f.dropin)
+	return string(b) + string(d)
 }
 
 type fileContainerdState struct {
@@ -103,8 +140,7 @@ func (f *fileContainerd) load() fileContainerdState {
 
 func (f *fileContainerd) RestartUnit(context.Context, string) error {
 	st := f.load()
-	b, _ := os.ReadFile(f.config)
-	st.Running, st.Up, st.StartedAt, st.Restarts = string(b), true, time.Now(), st.Restarts+1
+	st.Running, st.Up, st.StartedAt, st.Restarts = f.reads(), true, time.Now(), st.Restarts+1
 	out, _ := json.Marshal(st)
 	tmp := f.file + ".new"
 	if err := os.WriteFile(tmp, out, 0o600); err != nil {
@@ -169,7 +205,7 @@ func TestCrashChild(t *testing.T) {
 	cd.bad = os.Getenv("RUNTIMECLASSD_CRASH_BAD")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rec := &Reconciler{
-		Applier:   &Applier{Cfg: n.cfg(), Log: log, Validator: fakeValidator{}},
+		Applier:   &Applier{Cfg: n.cfg(), Log: log, Validator: fakeValidator{major: 2}},
 		Restarter: cd, Verifier: cd, Log: log,
 		Sleep: func(context.Context, time.Duration) error { return nil },
 	}
@@ -244,8 +280,13 @@ func (sc crashScenario) prepare(t *testing.T, dir string) (old, candidate []byte
 		os.MkdirAll(d, 0o755)
 	}
 	if !sc.noConfig {
-		os.WriteFile(cfg.ContainerdConfig, []byte(handwritten), 0o644)
+		body := handwritten
+		if sc.mode == ModeDropIn || sc.modeBefore == ModeDropIn {
+			body = dropInConfig
+		}
+		os.WriteFile(cfg.ContainerdConfig, []byte(body), 0o644)
 	}
+	n.setMode(sc.modeBefore)
 	cd := n.containerd()
 	cd.RestartUnit(context.Background(), "")
 	writePolicy := func(files map[string]string) {
@@ -262,13 +303,24 @@ func (sc crashScenario) prepare(t *testing.T, dir string) (old, candidate []byte
 		t.Fatalf("preparing %s: %+v", sc.name, res)
 	}
 	writePolicy(sc.after)
-	old, _ = os.ReadFile(cfg.ContainerdConfig)
-	a := &Applier{Cfg: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Validator: fakeValidator{}}
+	n.setMode(sc.mode)
+	cfg = n.cfg()
+	old = []byte(n.containerd().reads())
+	a := &Applier{Cfg: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Validator: fakeValidator{major: 2}}
 	plan, err := a.Plan(context.Background(), PlanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return old, plan.Result.Out
+	// What containerd would read once the plan is written.
+	next := plan.Original
+	if plan.Result.Changed {
+		next = plan.Result.Out
+	}
+	d, _ := os.ReadFile(cfg.DropIn)
+	if plan.DropIn != nil {
+		d = plan.DropIn.Out
+	}
+	return old, append(append([]byte{}, next...), d...)
 }
 
 func copyTree(t *testing.T, from, to string) {
@@ -302,32 +354,42 @@ func TestCrashConsistency(t *testing.T) {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()
 				var c counts
-				template := t.TempDir()
-				old, candidate := sc.prepare(t, template)
+				// Every run happens in the same directory (work), from a copy
+				// of the prepared node: the files hold absolute paths (the
+				// drop-in's imports entry, the backups).
+				work, template := filepath.Join(t.TempDir(), "node"), t.TempDir()
+				reset := func() string {
+					t.Helper()
+					os.RemoveAll(work)
+					os.Mkdir(work, 0o755)
+					copyTree(t, template, work)
+					return work
+				}
+				os.Mkdir(work, 0o755)
+				old, candidate := sc.prepare(t, work)
+				copyTree(t, work, template)
 				// The uninterrupted run: its steps, its result and its
 				// restarts are the reference.
-				ref := t.TempDir()
-				copyTree(t, template, ref)
+				ref := reset()
 				trace := filepath.Join(t.TempDir(), "trace")
 				start := time.Now()
 				refRes := runChild(t, ref, sc.bad, "", trace, -1)
 				took := time.Since(start)
 				refNode := crashNode{ref}
-				final, _ := os.ReadFile(refNode.cfg().ContainerdConfig)
+				final := []byte(refNode.containerd().reads())
 				refRestarts := refNode.containerd().load().Restarts
 				if sc.bad != "" && !bytes.Equal(final, old) || sc.bad == "" && !bytes.Equal(final, candidate) {
-					t.Fatalf("the uninterrupted run ended %s with:\n%s", refRes.Outcome, final)
+					t.Fatalf("the uninterrupted run ended %s with:\n%s\n--- candidate:\n%s\n--- old:\n%s", refRes.Outcome, final, candidate, old)
 				}
 				steps := traceSteps(t, trace)
 				c.steps = len(steps)
 				check := func(label, at string, killAfter time.Duration) crashOutcome {
-					dir := t.TempDir()
-					copyTree(t, template, dir)
+					dir := reset()
 					o := crashOutcome{}
 					o.killed = runChild(t, dir, sc.bad, at, "", killAfter) == nil
 					n := crashNode{dir}
-					if b, _ := os.ReadFile(n.cfg().ContainerdConfig); !bytes.Equal(b, old) && !bytes.Equal(b, candidate) {
-						o.problem = "after the kill config.toml is neither the old nor the candidate bytes"
+					if b := n.containerd().reads(); !twoFileState(b, old, candidate) {
+						o.problem = fmt.Sprintf("after the kill the files are neither the old nor the candidate bytes:\n%s\n--- old:\n%s\n--- candidate:\n%s", b, old, candidate)
 						return o
 					}
 					res := runChild(t, dir, sc.bad, "", "", -1)
@@ -410,17 +472,17 @@ func traceSteps(t *testing.T, trace string) []string {
 // wrong ("" if nothing).
 func checkConverged(n crashNode, bad string, final []byte) string {
 	cfg := n.cfg()
-	disk, _ := os.ReadFile(cfg.ContainerdConfig)
-	if !bytes.Equal(disk, final) {
-		return fmt.Sprintf("after the next start config.toml is not what an uninterrupted run leaves:\n%s", disk)
-	}
 	cd := n.containerd()
 	cd.bad = bad
-	st := cd.load()
-	if !st.Up || st.Running != string(disk) {
-		return "containerd does not run what config.toml holds"
+	disk := cd.reads()
+	if disk != string(final) {
+		return fmt.Sprintf("after the next start the files are not what an uninterrupted run leaves:\n%s", disk)
 	}
-	for _, dir := range []string{filepath.Dir(cfg.ContainerdConfig), cfg.StateDir, filepath.Dir(cfg.NFDFeatureFile), filepath.Join(cfg.StateDir, "backups")} {
+	st := cd.load()
+	if !st.Up || st.Running != disk {
+		return "containerd does not run what the files hold"
+	}
+	for _, dir := range []string{filepath.Dir(cfg.ContainerdConfig), filepath.Dir(cfg.DropIn), cfg.StateDir, filepath.Dir(cfg.NFDFeatureFile), filepath.Join(cfg.StateDir, "backups")} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if strings.Contains(e.Name(), ".tmp-") {
@@ -434,6 +496,8 @@ func checkConverged(n crashNode, bad string, final []byte) string {
 	}
 	served, _ := cd.Served(context.Background())
 	written, _ := managedNames(cfg.ContainerdConfig)
+	inDropIn, _ := managedNames(cfg.DropIn)
+	written = append(written, inDropIn...)
 	labels, _ := os.ReadFile(cfg.NFDFeatureFile)
 	for _, h := range state.Handlers {
 		want := slices.Contains(served, h.Name) && slices.Contains(written, h.Name)
@@ -443,4 +507,22 @@ func checkConverged(n crashNode, bad string, final []byte) string {
 		}
 	}
 	return ""
+}
+
+// twoFileState reports whether what containerd would read (config.toml and
+// the drop-in, joined) is the old state, the candidate, or, between the
+// two writes of a two-file apply, the state where the file that gains
+// definitions is written and the other not yet: a handler defined twice,
+// identically, never missing. That last case is recognised by every
+// handler of the candidate being defined.
+func twoFileState(b string, old, candidate []byte) bool {
+	if b == string(old) || b == string(candidate) {
+		return true
+	}
+	for _, m := range runtimeHeader.FindAllStringSubmatch(string(candidate), -1) {
+		if !strings.Contains(b, "handler="+m[2]+" ") {
+			return false
+		}
+	}
+	return len(runtimeHeader.FindAllStringSubmatch(string(candidate), -1)) > 0
 }

@@ -22,7 +22,10 @@ import (
 
 // fakeValidator accepts every candidate whose handlers are where they
 // belong (the real check on a dump is tested in ctrdconfig).
-type fakeValidator struct{}
+type fakeValidator struct {
+	// major is containerd's major version it claims (0: 1.x).
+	major int
+}
 
 func (fakeValidator) Validate(_ context.Context, _ string, candidate []byte, want []ctrdconfig.Runtime) error {
 	return nil
@@ -30,7 +33,12 @@ func (fakeValidator) Validate(_ context.Context, _ string, candidate []byte, wan
 func (fakeValidator) Dump(_ context.Context, _ string, candidate []byte) ([]byte, error) {
 	return []byte("version = 2\n"), nil
 }
-func (fakeValidator) DefaultVersion(context.Context) (int, error) { return 2, nil }
+func (f fakeValidator) DefaultVersion(context.Context) (int, error) {
+	if f.major >= 2 {
+		return 3, nil
+	}
+	return 2, nil
+}
 
 // fakeContainerd is containerd under systemd, faked for unit tests: a
 // restart makes it run the config on disk at that moment, and it serves
@@ -40,6 +48,7 @@ func (fakeValidator) DefaultVersion(context.Context) (int, error) { return 2, ni
 type fakeContainerd struct {
 	mu           sync.Mutex
 	config       string // config.toml's path
+	dropin       string // a drop-in it imports, if set
 	running      []byte // the config it runs; nil when down
 	startedAt    time.Time
 	restarts     int
@@ -68,6 +77,10 @@ func (f *fakeContainerd) RestartUnit(ctx context.Context, unit string) error {
 	}
 	b, _ := os.ReadFile(f.config)
 	f.running = append([]byte{}, b...)
+	if f.dropin != "" {
+		d, _ := os.ReadFile(f.dropin)
+		f.running = append(f.running, d...)
+	}
 	f.startedAt = f.now()
 	return nil
 }
@@ -378,7 +391,8 @@ func TestRecoverFinishesInterruptedApply(t *testing.T) {
 	r.rec.Reconcile(context.Background())
 	backups, _ := filepath.Glob(filepath.Join(r.cfg.StateDir, "backups", "*"))
 	written := r.config()
-	r.rec.savePending(&Pending{Target: hashOf(written), Source: hashOf(r.orig), Backup: backups[0], Existed: true, Handlers: []string{"kata"}, At: r.clock.Now()})
+	r.rec.savePending(&Pending{Files: []PendingFile{{Path: r.cfg.ContainerdConfig, Target: hashOf(written), Source: hashOf(r.orig), Backup: backups[0], Existed: true}},
+		Handlers: []string{"kata"}, At: r.clock.Now()})
 
 	r2 := newRig(t)
 	r2.rec.Applier.Cfg = r.cfg

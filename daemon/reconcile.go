@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
+	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
 	"github.com/runtimeclassd/runtimeclassd/internal/crashpoint"
 	"github.com/runtimeclassd/runtimeclassd/policy"
 )
@@ -240,20 +240,24 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 		r.Log.Info("the policy changed since `runtimeclassd revert`; applying it again")
 		r.mutateState(func(s *State) { s.Hold = nil })
 	}
-	if !plan.Result.Changed {
+	if !plan.Changed() {
 		return rep
 	}
-	candidate := hashOf(plan.Result.Out)
+	candidate := plan.candidateHash(cfg)
 	if prev != nil && slices.Contains(prev.BadCandidates, candidate) {
 		rep.Outcome = OutcomeInvalid
 		rep.Err = errors.New("this config was rolled back before (containerd did not come back healthy with it); waiting for the policy, config.toml or host checks to change")
 		return rep
 	}
-	if plan.Result.Repaired != nil || len(plan.Result.Added) > 0 && prev != nil && anyWasOffered(prev, plan.Result.Added) {
+	changes := plan.Result
+	if plan.DropIn != nil && plan.DropIn.Result != nil {
+		changes = plan.DropIn.Result
+	}
+	if changes.Repaired != nil || len(changes.Added) > 0 && prev != nil && anyWasOffered(prev, changes.Added) {
 		if r.Metrics != nil {
 			r.Metrics.drift.Inc()
 		}
-		r.Log.Warn("config.toml drifted: a managed block was edited or removed by someone else; repairing", "repaired", plan.Result.Repaired, "readded", plan.Result.Added)
+		r.Log.Warn("a managed block was edited or removed by someone else; repairing", "repaired", changes.Repaired, "readded", changes.Added)
 	}
 	// Whether a restart follows decides whether the write needs a pending
 	// record; ask before writing, so that no question left unanswered can
@@ -269,21 +273,30 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 			r.Log.Info("containerd is not running; writing the config, not starting it", "unit", cfg.ContainerdUnit)
 		}
 	}
-	backup, err := r.Applier.Backup(plan)
+	backups, err := r.Applier.Backup(plan)
 	if err != nil {
 		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: err}
 	}
-	rep.Backup = backup
+	rep.Backup = backups[cfg.ContainerdConfig]
+	files := plan.files(cfg.ContainerdConfig)
+	pfs := make([]PendingFile, len(files))
+	for i, f := range files {
+		target := ""
+		if !f.remove {
+			target = hashOf(f.out)
+		}
+		pfs[i] = PendingFile{Path: f.path, Source: hashOrAbsent(f.orig, f.exists), Target: target, Backup: backups[f.path], Existed: f.exists}
+	}
 	var pending *Pending
 	if restart {
-		pending = &Pending{Target: candidate, Source: sourceHash(plan), Backup: backup, Existed: plan.Exists,
-			Handlers: offeredNames(plan), At: r.now()}
+		pending = &Pending{Files: pfs, Handlers: offeredNames(plan), At: r.now(),
+			Import: plan.Result.ImportAdded, Unimport: plan.Result.ImportRemoved}
 		if err := r.savePending(pending); err != nil {
 			return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: fmt.Errorf("nothing written: recording the apply: %w", err)}
 		}
 		crashpoint.Hit("apply: intent recorded")
 	}
-	if err := r.Applier.Write(plan); err != nil {
+	if err := r.writeAll(files); err != nil {
 		if pending != nil {
 			r.clearPendingIf(pending)
 		}
@@ -291,9 +304,10 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 		rep.Replan = errors.Is(err, ErrConfigChanged)
 		return rep
 	}
-	r.LastWritten = candidate
-	r.Log.Info("config written", "path", cfg.ContainerdConfig, "added", plan.Result.Added, "updated", plan.Result.Updated,
-		"removed", plan.Result.Removed, "repaired", plan.Result.Repaired, "backup", backup)
+	r.recordImport(plan.Result.ImportAdded, plan.Result.ImportRemoved)
+	r.LastWritten, _ = filesHash(cfg.managedFiles())
+	r.Log.Info("config written", "mode", plan.Mode, "files", len(files), "added", changes.Added, "updated", changes.Updated,
+		"removed", changes.Removed, "repaired", changes.Repaired, "backup", rep.Backup)
 	rep.Outcome = OutcomeApplied
 	if pending == nil {
 		return rep
@@ -310,11 +324,41 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 	return r.finish(ctx, rep, pending)
 }
 
-func sourceHash(p *Plan) string {
-	if !p.Exists {
-		return ""
+// writeAll writes the files of a plan in order. If one fails, the ones
+// already written are put back as they were (if nobody changed them
+// since), so that a failed apply leaves every file as it found it.
+func (r *Reconciler) writeAll(files []planFile) error {
+	for i, f := range files {
+		err := writeFile(f)
+		if err == nil {
+			continue
+		}
+		for j := i - 1; j >= 0; j-- {
+			w := files[j]
+			undo := planFile{path: w.path, orig: w.out, exists: !w.remove, out: w.orig, remove: !w.exists}
+			if uerr := writeFile(undo); uerr != nil {
+				r.Log.Error("could not undo a partial write", "file", w.path, "err", uerr)
+			}
+		}
+		return err
 	}
-	return hashOf(p.Original)
+	return nil
+}
+
+// recordImport keeps the imports entry runtimeclassd added to config.toml
+// (or forgets the one it removed) in the state file.
+func (r *Reconciler) recordImport(added *ctrdconfig.ImportEntry, removed bool) {
+	if added == nil && !removed {
+		return
+	}
+	r.mutateState(func(s *State) {
+		if removed {
+			s.Import = nil
+		}
+		if added != nil {
+			s.Import = added
+		}
+	})
 }
 
 // finish restarts containerd and verifies it serves the pending apply's
@@ -411,27 +455,25 @@ func (r *Reconciler) restartAndVerify(ctx context.Context, handlers []string) er
 	return err
 }
 
-// rollback puts the config that containerd last ran well back, restarts
+// rollback puts the files that containerd last ran well back, restarts
 // containerd and verifies it, and remembers the candidate as bad. The intent
 // is recorded first, so that a stop anywhere in it is finished at the next
-// start. If someone else changed config.toml while containerd was being
+// start. If someone else changed a file while containerd was being
 // verified, their bytes stay: containerd is restarted onto them and a new
 // plan is asked for.
 func (r *Reconciler) rollback(ctx context.Context, rep *Report, p *Pending, cause error) *Report {
 	r.Log.Error("containerd did not come back healthy with the new config; rolling back", "err", cause)
-	var orig []byte
-	if p.Existed {
-		b, err := os.ReadFile(p.Backup)
-		if err != nil {
-			return r.rollbackFailed(rep, cause, fmt.Errorf("reading the backup: %w", err))
-		}
-		orig = b
+	candidate, _ := filesHash(r.Applier.Cfg.managedFiles())
+	// The rollback undoes the writes in the reverse order: what the apply
+	// wrote is its source, what was there before its target.
+	rb := &Pending{Rollback: true, At: r.now(), Import: p.Import, Unimport: p.Unimport}
+	for i := len(p.Files) - 1; i >= 0; i-- {
+		f := p.Files[i]
+		rb.Files = append(rb.Files, PendingFile{Path: f.Path, Source: f.Target, Target: f.Source, Backup: f.Backup, Existed: f.Existed})
 	}
-	rb := &Pending{Rollback: true, Target: hashOrAbsent(orig, p.Existed), Source: p.Target, Backup: p.Backup,
-		Existed: p.Existed, At: r.now()}
 	r.mutateState(func(s *State) {
 		s.Pending = rb
-		s.BadCandidates = addBad(s.BadCandidates, p.Target)
+		s.BadCandidates = addBad(s.BadCandidates, candidate)
 	})
 	crashpoint.Hit("rollback: intent recorded")
 	if r.Metrics != nil {
@@ -440,45 +482,58 @@ func (r *Reconciler) rollback(ctx context.Context, rep *Report, p *Pending, caus
 	return r.finishRollback(ctx, rep, rb, cause)
 }
 
-// finishRollback restores the backup if config.toml still holds the bad
-// candidate, then makes sure containerd runs what config.toml holds and is
-// healthy: restarted onto it, unless it already started after the restore.
+// finishRollback restores each file that still holds the bad candidate,
+// then makes sure containerd runs what the files hold and is healthy:
+// restarted onto them, unless it already started after the restore.
 func (r *Reconciler) finishRollback(ctx context.Context, rep *Report, rb *Pending, cause error) *Report {
 	cfg := r.Applier.Cfg
-	cur, exists, err := readConfig(cfg.ContainerdConfig)
-	if err != nil {
-		return r.rollbackFailed(rep, cause, err)
-	}
-	switch h := hashOrAbsent(cur, exists); h {
-	case rb.Target:
-		// Restored already: a crash came after the restore.
-	case rb.Source:
-		err := r.restore(rb, cur)
-		switch {
-		case errors.Is(err, atomicfile.ErrChanged):
-			rep.Replan = true
-			r.Log.Warn("config.toml was changed by someone else while containerd was verified; keeping their bytes and restarting containerd onto them", "path", cfg.ContainerdConfig)
-		case err != nil:
-			return r.rollbackFailed(rep, cause, fmt.Errorf("restoring the backup: %w", err))
-		default:
-			crashpoint.Hit("rollback: restored")
+	for i := range rb.Files {
+		f := &rb.Files[i]
+		cur, exists, err := readConfig(f.Path)
+		if err != nil {
+			return r.rollbackFailed(rep, cause, err)
 		}
-		rb.WrittenAt = time.Time{}
-	default:
-		rep.Replan = true
-		rb.WrittenAt = time.Time{}
-		r.Log.Warn("config.toml was changed by someone else during the apply; keeping their bytes and restarting containerd onto them", "path", cfg.ContainerdConfig)
+		switch hashOrAbsent(cur, exists) {
+		case f.Target:
+			// Restored already: a crash came after the restore.
+		case f.Source:
+			err := r.restore(f, cur)
+			switch {
+			case errors.Is(err, atomicfile.ErrChanged):
+				rep.Replan = true
+				r.Log.Warn("a file was changed by someone else while containerd was verified; keeping their bytes and restarting containerd onto them", "path", f.Path)
+			case err != nil:
+				return r.rollbackFailed(rep, cause, fmt.Errorf("restoring %s: %w", f.Path, err))
+			default:
+				crashpoint.Hit("rollback: restored")
+			}
+			rb.WrittenAt = time.Time{}
+		default:
+			rep.Replan = true
+			rb.WrittenAt = time.Time{}
+			r.Log.Warn("a file was changed by someone else during the apply; keeping their bytes and restarting containerd onto them", "path", f.Path)
+		}
+		now, exists, err := readConfig(f.Path)
+		if err != nil {
+			return r.rollbackFailed(rep, cause, err)
+		}
+		if h := hashOrAbsent(now, exists); h != f.Target {
+			f.Target, rb.WrittenAt = h, time.Time{}
+		}
 	}
-	now, exists, err := readConfig(cfg.ContainerdConfig)
-	if err != nil {
-		return r.rollbackFailed(rep, cause, err)
-	}
-	if h := hashOrAbsent(now, exists); h != rb.Target || rb.WrittenAt.IsZero() {
-		rb.Target, rb.WrittenAt = h, r.now()
+	if rb.WrittenAt.IsZero() {
+		rb.WrittenAt = r.now()
 		r.savePending(rb)
 		crashpoint.Hit("rollback: written recorded")
 	}
-	r.LastWritten = rb.Target
+	if rb.Import != nil || rb.Unimport {
+		// The apply's imports edit is undone with its file.
+		st, _ := LoadState(cfg.StateDir)
+		if st != nil && rb.Import != nil && st.Import != nil && *st.Import == *rb.Import {
+			r.recordImport(nil, true)
+		}
+	}
+	r.LastWritten, _ = filesHash(cfg.managedFiles())
 	if r.restartedSince(ctx, rb) {
 		// A crash came after the rollback's restart: only verify.
 		vctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.VerifyTimeout))
@@ -527,35 +582,24 @@ func (r *Reconciler) rollbackFailed(rep *Report, cause, err error) *Report {
 	return rep
 }
 
-// restore puts the backup back if config.toml still holds cur, the bad
-// candidate; anything else written meanwhile is kept (ErrChanged).
-func (r *Reconciler) restore(rb *Pending, cur []byte) error {
-	cfg := r.Applier.Cfg
-	if !rb.Existed {
-		// There was no config.toml: remove the candidate if it is still ours.
-		now, exists, err := readConfig(cfg.ContainerdConfig)
-		if err != nil {
-			return err
-		}
-		if !exists || !bytes.Equal(now, cur) {
-			return atomicfile.ErrChanged
-		}
-		if err := os.Remove(cfg.ContainerdConfig); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
+// restore puts a file's backup back (or removes the file, if there was
+// none) if it still holds cur, the bad candidate; anything else written
+// meanwhile is kept (ErrChanged).
+func (r *Reconciler) restore(f *PendingFile, cur []byte) error {
+	if !f.Existed {
+		return atomicfile.RemoveIf(f.Path, cur)
 	}
-	b, err := os.ReadFile(rb.Backup)
+	b, err := os.ReadFile(f.Backup)
 	if err != nil {
 		return err
 	}
-	if hashOf(b) != rb.Target {
-		return fmt.Errorf("backup %s does not hold the config it was made from", rb.Backup)
+	if hashOf(b) != f.Target {
+		return fmt.Errorf("backup %s does not hold the file it was made from", f.Backup)
 	}
-	return atomicfile.ReplaceIf(cfg.ContainerdConfig, b, 0o644, cur)
+	return atomicfile.ReplaceIf(f.Path, b, 0o644, cur)
 }
 
-// readConfig reads config.toml; a missing file is (nil, false, nil).
+// readConfig reads a file; a missing file is (nil, false, nil).
 func readConfig(path string) ([]byte, bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -567,7 +611,7 @@ func readConfig(path string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
-// hashOrAbsent is the hash of a config's bytes, or "" for no file.
+// hashOrAbsent is the hash of a file's bytes, or "" for no file.
 func hashOrAbsent(b []byte, exists bool) string {
 	if !exists {
 		return ""
@@ -577,15 +621,15 @@ func hashOrAbsent(b []byte, exists bool) string {
 
 // Recover finishes what a crash or a stop interrupted, from the state
 // file's pending record:
-//   - an apply whose write never happened is forgotten (the next reconcile
-//     plans it again);
+//   - an apply whose writes never happened (or happened only in part) is
+//     forgotten, and the reconcile that follows plans it again;
 //   - an apply that was written is done only once containerd has started
 //     after the write and serves its handlers: otherwise containerd is
 //     restarted and verified, and rolled back on failure;
-//   - a rollback is finished: the backup is restored if it was not, and
-//     containerd is restarted onto it and verified;
-//   - if someone else has written config.toml since, their bytes are kept;
-//     a containerd that may be running an unverified config is restarted
+//   - a rollback is finished: the backups are restored where they were not,
+//     and containerd is restarted onto them and verified;
+//   - if someone else has written a file since, their bytes are kept; a
+//     containerd that may be running an unverified config is restarted
 //     onto them.
 func (r *Reconciler) Recover(ctx context.Context) *Report {
 	cfg := r.Applier.Cfg
@@ -608,32 +652,44 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 	}
 	p := st.Pending
 	if r.Restarter == nil {
-		r.Log.Warn("an interrupted apply needs a containerd restart, and this process does not restart containerd", "target", p.Target)
+		r.Log.Warn("an interrupted apply needs a containerd restart, and this process does not restart containerd")
 		return nil
 	}
-	cur, exists, err := readConfig(cfg.ContainerdConfig)
-	if err != nil {
-		return &Report{Outcome: OutcomeError, Err: err}
-	}
-	disk := hashOrAbsent(cur, exists)
 	rep := &Report{Outcome: OutcomeApplied}
-	switch {
-	case p.Rollback:
+	if p.Rollback {
 		r.Log.Warn("finishing a rollback that was interrupted")
 		if r.Metrics != nil {
 			r.Metrics.rollbacks.Inc()
 		}
 		rep.Outcome = OutcomeRolledBack
 		return r.finishRollback(ctx, rep, p, errors.New("an earlier apply failed verification"))
-	case disk == p.Source && disk != p.Target:
-		r.Log.Info("an interrupted apply never wrote the config; planning it again")
+	}
+	atTarget, atSource, other := 0, 0, 0
+	for _, f := range p.Files {
+		cur, exists, err := readConfig(f.Path)
+		if err != nil {
+			return &Report{Outcome: OutcomeError, Err: err}
+		}
+		switch hashOrAbsent(cur, exists) {
+		case f.Target:
+			atTarget++
+		case f.Source:
+			atSource++
+		default:
+			other++
+		}
+	}
+	switch {
+	case other > 0:
+		r.Log.Warn("an interrupted apply was superseded: a file it wrote was changed by someone else since")
+		return r.recoverSuperseded(ctx, rep, p)
+	case atTarget < len(p.Files):
+		r.Log.Info("an interrupted apply never finished writing; planning it again", "written", atTarget, "files", len(p.Files))
 		r.savePending(nil)
 		return nil
-	case disk != p.Target:
-		r.Log.Warn("an interrupted apply was superseded: config.toml was changed by someone else since", "path", cfg.ContainerdConfig)
-		return r.recoverSuperseded(ctx, rep, p)
 	}
-	r.LastWritten = disk
+	r.recordImport(p.Import, p.Unimport)
+	r.LastWritten, _ = filesHash(cfg.managedFiles())
 	if r.restartedSince(ctx, p) {
 		r.Log.Warn("finishing an apply that was interrupted: containerd restarted after the write; verifying it")
 		vctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.VerifyTimeout))
@@ -656,12 +712,12 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 }
 
 // removeTemps deletes what writes killed before their rename left behind:
-// next to config.toml, the state file, the labels and in the backups. Every
-// writer of these holds the state lock, as the caller does.
+// next to the managed files, the state file, the labels and in the
+// backups. Every writer of these holds the state lock, as the caller does.
 func (r *Reconciler) removeTemps() {
 	cfg := r.Applier.Cfg
 	var removed []string
-	for _, p := range []string{cfg.ContainerdConfig, StateFile(cfg.StateDir), cfg.NFDFeatureFile} {
+	for _, p := range append(cfg.managedFiles(), StateFile(cfg.StateDir), cfg.NFDFeatureFile) {
 		if p == "" {
 			continue
 		}
@@ -685,10 +741,10 @@ func (r *Reconciler) removeTemps() {
 	}
 }
 
-// recoverSuperseded handles a pending apply whose config was replaced by
+// recoverSuperseded handles a pending apply whose files were replaced by
 // someone else. If containerd started after our write, it may be running
-// our unverified candidate: it is verified, and restarted onto the bytes on
-// disk if it is not healthy.
+// our unverified candidate: it is verified, and restarted onto the files
+// on disk if it is not healthy.
 func (r *Reconciler) recoverSuperseded(ctx context.Context, rep *Report, p *Pending) *Report {
 	cfg := r.Applier.Cfg
 	defer r.savePending(nil)
@@ -729,22 +785,31 @@ func (r *Reconciler) restartedSince(ctx context.Context, p *Pending) bool {
 // Pending is a step that changes the node and has not finished: recorded
 // before it is taken, cleared when containerd is verified on its result.
 type Pending struct {
-	// Target is the hash of the config.toml containerd must end up running
-	// ("" for no file); Source the hash of the one it replaces.
-	Target string `json:"target"`
-	Source string `json:"source"`
-	// Backup holds the config before the apply; Existed is whether there
-	// was one.
-	Backup  string `json:"backup,omitempty"`
-	Existed bool   `json:"existed"`
-	// Handlers are the handlers containerd must serve on Target.
+	// Files are the files the step writes, in the order of writing.
+	Files []PendingFile `json:"files"`
+	// Handlers are the handlers containerd must serve once they are
+	// written.
 	Handlers []string `json:"handlers,omitempty"`
-	// Rollback is true when Target is what a rollback restores.
+	// Rollback is true when the step restores what an apply replaced.
 	Rollback bool `json:"rollback,omitempty"`
-	// At is when the step was recorded, before its write; WrittenAt when
-	// the write was seen done (zero if a crash came first).
+	// Import is the imports entry the apply adds to config.toml; Unimport
+	// is true when it removes runtimeclassd's entry.
+	Import   *ctrdconfig.ImportEntry `json:"import,omitempty"`
+	Unimport bool                    `json:"unimport,omitempty"`
+	// At is when the step was recorded, before its writes; WrittenAt when
+	// they were seen done (zero if a crash came first).
 	At        time.Time `json:"at"`
 	WrittenAt time.Time `json:"written_at,omitzero"`
+}
+
+// PendingFile is one file of a pending step: the hash it must end up with
+// ("" for no file), the one it had, and its backup.
+type PendingFile struct {
+	Path    string `json:"path"`
+	Source  string `json:"source"`
+	Target  string `json:"target"`
+	Backup  string `json:"backup,omitempty"`
+	Existed bool   `json:"existed"`
 }
 
 // maxBad bounds the remembered bad candidates.
@@ -781,7 +846,7 @@ func (r *Reconciler) savePending(p *Pending) error {
 // record (a write that failed before it happened).
 func (r *Reconciler) clearPendingIf(p *Pending) {
 	r.mutateState(func(s *State) {
-		if s.Pending != nil && s.Pending.Target == p.Target && s.Pending.At.Equal(p.At) {
+		if s.Pending != nil && s.Pending.At.Equal(p.At) && !s.Pending.Rollback {
 			s.Pending = nil
 		}
 	})
@@ -799,13 +864,13 @@ func (r *Reconciler) writeLabels(p *policy.Policy, offered map[string]bool) {
 	}
 }
 
-// ConfigIsOwnWrite reports whether config.toml holds exactly what this
-// reconciler last wrote, so that the event its own write caused can be
-// ignored.
+// ConfigIsOwnWrite reports whether the managed files (config.toml and the
+// drop-in) hold exactly what this reconciler last wrote, so that the events
+// its own writes caused can be ignored.
 func (r *Reconciler) ConfigIsOwnWrite() bool {
 	if r.LastWritten == "" {
 		return false
 	}
-	b, exists, err := readConfig(r.Applier.Cfg.ContainerdConfig)
-	return err == nil && hashOrAbsent(b, exists) == r.LastWritten
+	h, err := filesHash(r.Applier.Cfg.managedFiles())
+	return err == nil && h == r.LastWritten
 }

@@ -205,7 +205,7 @@ func TestIntentIsRecordedBeforeTheWrite(t *testing.T) {
 	if rep.Outcome != OutcomeApplied {
 		t.Fatalf("reconcile: %+v", rep)
 	}
-	if pending == nil || pending.Target != hashOf(r.config()) || pending.Source != hashOf(r.orig) {
+	if pending == nil || len(pending.Files) != 1 || pending.Files[0].Target != hashOf(r.config()) || pending.Files[0].Source != hashOf(r.orig) {
 		t.Fatalf("at the rename the pending record was %+v", pending)
 	}
 

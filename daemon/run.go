@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
+	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
 )
 
 // Notifier speaks sd_notify. Outside systemd it does nothing.
@@ -51,8 +54,9 @@ type Service struct {
 type trigger int
 
 const (
-	trigPolicy trigger = 1 << iota
-	trigConfig
+	trigPolicy  trigger = 1 << iota
+	trigConfig          // one of the files runtimeclassd writes
+	trigForeign         // a file config.toml imports that is not ours
 	trigResync
 )
 
@@ -196,7 +200,7 @@ func (s *Service) Run(ctx context.Context) error {
 				}
 				continue
 			}
-			s.Log.Debug("reconciling", "policy", due&trigPolicy != 0, "config", due&trigConfig != 0, "resync", due&trigResync != 0)
+			s.Log.Debug("reconciling", "policy", due&trigPolicy != 0, "config", due&trigConfig != 0, "imported", due&trigForeign != 0, "resync", due&trigResync != 0)
 			due = 0
 			rep := s.Reconciler.Reconcile(ctx)
 			reconciled(rep)
@@ -321,6 +325,9 @@ type target struct {
 	dir  string
 	base string // "" for any entry
 	what trigger
+	// own, with base "", is the one entry that is runtimeclassd's own file
+	// (trigConfig); the others are trigForeign.
+	own string
 }
 
 func (s *Service) newWatcher(cfg Config) (*watcher, error) {
@@ -329,7 +336,13 @@ func (s *Service) newWatcher(cfg Config) (*watcher, error) {
 		{dir: filepath.Clean(cfg.PolicyDir), what: trigPolicy},
 		{dir: filepath.Dir(filepath.Clean(cfg.ContainerdConfig)), base: filepath.Base(cfg.ContainerdConfig), what: trigConfig},
 	}
+	if cfg.DropIn != "" {
+		// The drop-in's directory, every file in it: the drop-in's own
+		// drift, and other tools' drop-ins that may claim a handler.
+		w.targets = append(w.targets, target{dir: filepath.Dir(filepath.Clean(cfg.DropIn)), what: trigForeign, own: filepath.Base(cfg.DropIn)})
+	}
 	w.addResolvedConfig()
+	w.addImports()
 	newFW := s.NewWatcher
 	if newFW == nil {
 		newFW = fsnotify.NewWatcher
@@ -404,12 +417,64 @@ func (w *watcher) addResolvedConfig() bool {
 	return true
 }
 
-// rewatchConfig follows config.toml's symlink again after a reconcile: it
-// may point elsewhere now.
+// appeared is what a target's directory appearing means: for the drop-in's
+// directory, runtimeclassd's own write unless someone else's file is in it.
+func (t target) appeared() trigger {
+	if t.own == "" {
+		return t.what
+	}
+	entries, _ := os.ReadDir(t.dir)
+	for _, e := range entries {
+		if e.Name() != t.own && !strings.HasPrefix(e.Name(), atomicfile.TempPrefix(t.own)) {
+			return trigForeign
+		}
+	}
+	return trigConfig
+}
+
+// addImports adds the files config.toml imports (for a glob, its
+// directory), so that a change in any of them is seen at once. It reports
+// how many targets it added.
+func (w *watcher) addImports() int {
+	src, err := os.ReadFile(w.config)
+	if err != nil {
+		return 0
+	}
+	imports, err := ctrdconfig.Imports(src)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range imports {
+		p := e
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(w.config), p)
+		}
+		t := target{dir: filepath.Dir(filepath.Clean(p)), base: filepath.Base(p), what: trigForeign}
+		if strings.Contains(t.base, "*") {
+			t.base = ""
+		}
+		if !slices.ContainsFunc(w.targets, func(x target) bool { return x.dir == t.dir && (x.base == "" || x.base == t.base) }) {
+			w.targets = append(w.targets, t)
+			n++
+		}
+	}
+	return n
+}
+
+// rewatchConfig follows config.toml's symlink and imports again after a
+// reconcile: they may point elsewhere now.
 func (w *watcher) rewatchConfig() {
-	if w.addResolvedConfig() && !w.polling {
-		if err := w.watch(w.targets[len(w.targets)-1].dir); err != nil {
+	before := len(w.targets)
+	w.addResolvedConfig()
+	w.addImports()
+	if w.polling {
+		return
+	}
+	for _, t := range w.targets[before:] {
+		if err := w.watch(t.dir); err != nil {
 			w.fallBack(err)
+			return
 		}
 	}
 }
@@ -468,7 +533,7 @@ func (w *watcher) classify(ev fsnotify.Event) trigger {
 			}
 			if w.watched[tg.dir] == tg.dir {
 				w.log.Info("directory appeared; watching it", "dir", tg.dir)
-				t |= trigPolicy
+				t |= tg.appeared()
 			}
 			continue
 		}
@@ -477,13 +542,16 @@ func (w *watcher) classify(ev fsnotify.Event) trigger {
 			if err := w.watch(tg.dir); err != nil {
 				w.fallBack(err)
 			}
-			t |= trigPolicy
+			t |= tg.what
 			continue
 		}
 		if dir != watched {
 			continue
 		}
-		if tg.base == "" || filepath.Base(ev.Name) == tg.base {
+		switch name := filepath.Base(ev.Name); {
+		case tg.own != "" && (name == tg.own || strings.HasPrefix(name, atomicfile.TempPrefix(tg.own))):
+			t |= trigConfig // the drop-in, or its temporary file
+		case tg.base == "" || name == tg.base:
 			t |= tg.what // for the policy dir: any change, ConfigMap ..data swaps included
 		}
 	}

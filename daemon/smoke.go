@@ -74,10 +74,14 @@ func (r *Reconciler) offers(ctx context.Context, pol *policy.Policy) map[string]
 			out[h.Name] = Offer{Reason: reason}
 		}
 	}
-	blocks, err := blocksOf(r.Applier.Cfg.ContainerdConfig)
-	if err != nil {
-		no("config.toml can't be read: " + err.Error())
-		return out
+	var blocks []ctrdconfig.Block
+	for _, f := range r.Applier.Cfg.managedFiles() {
+		b, err := blocksOf(f)
+		if err != nil {
+			no(f + " can't be read: " + err.Error())
+			return out
+		}
+		blocks = append(blocks, b...)
 	}
 	hash := map[string]string{}
 	for _, b := range blocks {
@@ -102,7 +106,7 @@ func (r *Reconciler) offers(ctx context.Context, pol *policy.Policy) map[string]
 		block, written := hash[h.Name]
 		switch {
 		case !written:
-			out[h.Name] = Offer{Reason: "not in config.toml"}
+			out[h.Name] = Offer{Reason: "not written (withheld, or in conflict)"}
 			continue
 		case !contains(served, h.Name):
 			out[h.Name] = Offer{Reason: "written to config.toml, but the running containerd does not serve it (not restarted yet, rolled back, or down)"}

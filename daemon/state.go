@@ -58,6 +58,9 @@ type State struct {
 	Hold *Hold `json:"hold,omitempty"`
 	// Smoke is each managed handler's last sandbox smoke test.
 	Smoke map[string]SmokeRecord `json:"smoke,omitempty"`
+	// Import is the imports entry runtimeclassd added to config.toml for
+	// its drop-in, to take back out when leaving drop-in mode.
+	Import *ctrdconfig.ImportEntry `json:"import,omitempty"`
 }
 
 // Hold is a revert that the daemon must not undo.
@@ -93,7 +96,7 @@ func RecordOutcome(stateDir string, st *State) error {
 	case success && st.Command == "apply":
 		hold = nil
 	}
-	st.Pending, st.BadCandidates, st.LastSuccess, st.LastRestart, st.Hold, st.Smoke = prev.Pending, prev.BadCandidates, prev.LastSuccess, prev.LastRestart, hold, prev.Smoke
+	st.Pending, st.BadCandidates, st.LastSuccess, st.LastRestart, st.Hold, st.Smoke, st.Import = prev.Pending, prev.BadCandidates, prev.LastSuccess, prev.LastRestart, hold, prev.Smoke, prev.Import
 	if success {
 		st.LastSuccess = st.Time
 	}
@@ -218,6 +221,20 @@ func ManagedBlocks(configPath string) ([]string, error) {
 		out = append(out, name)
 	}
 	return out, err
+}
+
+// ManagedBlocksIn is ManagedBlocks of every file runtimeclassd writes:
+// config.toml and the drop-in.
+func ManagedBlocksIn(cfg Config) ([]string, error) {
+	var out []string
+	for _, f := range cfg.managedFiles() {
+		b, err := ManagedBlocks(f)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", f, err)
+		}
+		out = append(out, b...)
+	}
+	return out, nil
 }
 
 // managedNames lists the handlers config.toml has managed blocks for.

@@ -1,0 +1,372 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/runtimeclassd/runtimeclassd/atomicfile"
+	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
+	"github.com/runtimeclassd/runtimeclassd/tomlpatch"
+)
+
+// Modes: where the managed handlers are written.
+const (
+	// ModePatch writes them as managed blocks in config.toml.
+	ModePatch = "patch"
+	// ModeDropIn writes them in one file that config.toml imports
+	// (containerd 2.0 and later); config.toml changes at most by one
+	// imports entry.
+	ModeDropIn = "drop-in"
+	// ModeAuto is drop-in on containerd 2.x, patch on 1.x.
+	ModeAuto = "auto"
+)
+
+// errDropInOn1x explains why the drop-in mode is refused on containerd 1.x.
+var errDropInOn1x = errors.New("mode drop-in needs containerd 2.0 or later: containerd 1.x replaces a whole plugin section with an imported file's (containerd #5837), so a drop-in that names one runtime would take every other CRI setting away; use mode = \"patch\" or \"auto\"")
+
+// mode resolves the configured mode against the installed containerd: its
+// default config's version is 3 or more from containerd 2.0 on. The answer
+// is cached for the Applier's life.
+func (a *Applier) mode(ctx context.Context) (string, error) {
+	m := a.Cfg.Mode
+	switch m {
+	case "", ModePatch:
+		return ModePatch, nil
+	case ModeDropIn, ModeAuto:
+	default:
+		return "", &InvalidError{fmt.Errorf("mode %q must be %q, %q or %q", m, ModePatch, ModeDropIn, ModeAuto)}
+	}
+	if a.major == 0 {
+		v, err := a.Validator.DefaultVersion(ctx)
+		if err != nil {
+			return "", fmt.Errorf("telling containerd's version, for mode %s: %w", m, err)
+		}
+		a.major = 1
+		if v >= 3 {
+			a.major = 2
+		}
+	}
+	switch {
+	case a.major >= 2:
+		return ModeDropIn, nil
+	case m == ModeAuto:
+		return ModePatch, nil
+	}
+	return "", &InvalidError{errDropInOn1x}
+}
+
+// FilePlan is a second file a plan writes or removes: the drop-in.
+type FilePlan struct {
+	Path     string
+	Original []byte
+	Exists   bool
+	// Out is the candidate; with Remove the file is deleted instead.
+	Out    []byte
+	Remove bool
+	Result *ctrdconfig.Result
+}
+
+func (f *FilePlan) changed() bool {
+	if f.Remove {
+		return f.Exists
+	}
+	return !f.Exists || !bytes.Equal(f.Original, f.Out)
+}
+
+// planFile is one file an apply writes, in the order of writing.
+type planFile struct {
+	path   string
+	orig   []byte
+	exists bool
+	out    []byte // nil with remove
+	remove bool
+}
+
+// Changed reports whether the plan writes anything.
+func (p *Plan) Changed() bool {
+	return p.Result.Changed || p.DropIn != nil && p.DropIn.changed()
+}
+
+// files lists what the plan writes, in the order it must be written: the
+// file that gains definitions first, so that a crash between the two writes
+// leaves a handler defined twice, identically, never not at all. Entering
+// or staying in drop-in mode, that is the drop-in; leaving it, config.toml.
+func (p *Plan) files(configPath string) []planFile {
+	var out []planFile
+	cfg := planFile{path: configPath, orig: p.Original, exists: p.Exists, out: p.Result.Out}
+	if p.Result.Changed {
+		out = append(out, cfg)
+	}
+	d := p.DropIn
+	if d == nil || !d.changed() {
+		return out
+	}
+	df := planFile{path: d.Path, orig: d.Original, exists: d.Exists, out: d.Out, remove: d.Remove}
+	if d.Remove {
+		return append(out, df)
+	}
+	return append([]planFile{df}, out...)
+}
+
+// managedFiles are the files whose bytes make up what containerd reads of
+// runtimeclassd's: config.toml, and the drop-in when a path is set.
+func (c Config) managedFiles() []string {
+	if c.DropIn == "" {
+		return []string{c.ContainerdConfig}
+	}
+	return []string{c.ContainerdConfig, c.DropIn}
+}
+
+// filesHash sums the current bytes (or absence) of files, in order.
+func filesHash(paths []string) (string, error) {
+	h := sha256.New()
+	for _, p := range paths {
+		b, exists, err := readConfig(p)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00", p, hashOrAbsent(b, exists))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// candidateHash sums what files will hold once the plan is written.
+func (p *Plan) candidateHash(c Config) string {
+	h := sha256.New()
+	for _, path := range c.managedFiles() {
+		var b []byte
+		var exists bool
+		switch {
+		case path == c.ContainerdConfig:
+			b, exists = p.Result.Out, p.Exists || p.Result.Changed
+			if !p.Result.Changed {
+				b = p.Original
+			}
+		case p.DropIn != nil:
+			b, exists = p.DropIn.Out, !p.DropIn.Remove
+		default:
+			b, exists, _ = readConfig(path)
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00", path, hashOrAbsent(b, exists))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// planDropIn finishes a plan in drop-in mode: config.toml loses any managed
+// blocks and gets an imports entry for the drop-in (unless one covers it);
+// the drop-in holds every handler, with config.toml's version; a handler
+// that config.toml or another imported file defines is someone else's. With
+// no handler to offer, the drop-in goes, and the imports entry with it if
+// runtimeclassd added it.
+func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Runtime, opts PlanOptions) error {
+	cfg := a.Cfg
+	version := 0
+	if p.Exists {
+		v, err := ctrdconfig.FileVersion(p.Original)
+		if err != nil {
+			return &InvalidError{fmt.Errorf("%s: %w", cfg.ContainerdConfig, err)}
+		}
+		version = v
+	} else if version, err := a.Validator.DefaultVersion(ctx); err != nil {
+		return fmt.Errorf("%s does not exist and its version can't be chosen: %w", cfg.ContainerdConfig, err)
+	} else {
+		p.newVersion = version
+	}
+	if version == 0 {
+		version = p.newVersion
+	}
+	if version < 2 {
+		return &InvalidError{fmt.Errorf("%s: mode drop-in needs a config of version 2 or later (this one is version %d)", cfg.ContainerdConfig, version)}
+	}
+	foreign, err := ctrdconfig.ForeignRuntimes(cfg.ContainerdConfig, p.Original, cfg.DropIn)
+	if err != nil {
+		return &InvalidError{fmt.Errorf("%s: %w", cfg.ContainerdConfig, err)}
+	}
+	d, err := readFilePlan(cfg.DropIn)
+	if err != nil {
+		return err
+	}
+	p.DropIn = d
+	st, _ := LoadState(cfg.StateDir)
+	// config.toml: no managed blocks; the imports entry if there is
+	// anything to import.
+	copts := ctrdconfig.Options{NewFileVersion: p.newVersion, Foreign: foreign, Path: cfg.ContainerdConfig}
+	if len(want) > 0 && !opts.Revert {
+		copts.Import = cfg.DropIn
+	} else if st != nil && st.Import != nil {
+		copts.Unimport = st.Import
+	}
+	if !p.Exists && copts.Import == "" {
+		p.Result = &ctrdconfig.Result{}
+	} else {
+		res, err := ctrdconfig.Patch(p.Original, want, copts)
+		if err != nil {
+			return &InvalidError{fmt.Errorf("%s: %w", cfg.ContainerdConfig, err)}
+		}
+		// Patch checked ownership and placed the blocks; in this mode they go
+		// to the drop-in, so config.toml keeps only the imports edit.
+		if res, err = a.configWithoutBlocks(p.Original, res, copts); err != nil {
+			return err
+		}
+		p.Result = res
+	}
+	owned := want[:0:0]
+	conflicted := map[string]bool{}
+	for _, c := range p.Result.Conflicts {
+		conflicted[c.Handler] = true
+	}
+	for _, r := range want {
+		if !conflicted[r.Name] {
+			owned = append(owned, r)
+		}
+	}
+	if len(owned) == 0 {
+		d.Remove, d.Out = true, nil
+		return nil
+	}
+	src := d.Original
+	if !d.Exists {
+		src = ctrdconfig.DropInHeader(version, cfg.ContainerdConfig)
+	}
+	dres, err := ctrdconfig.Patch(src, owned, ctrdconfig.Options{})
+	if err != nil {
+		return &InvalidError{fmt.Errorf("%s: %w", cfg.DropIn, err)}
+	}
+	d.Out, d.Result = dres.Out, dres
+	p.Offered = owned
+	return nil
+}
+
+// configWithoutBlocks is config.toml in drop-in mode: every managed block
+// removed (the handlers move to the drop-in), with the imports edit.
+func (a *Applier) configWithoutBlocks(orig []byte, withBlocks *ctrdconfig.Result, copts ctrdconfig.Options) (*ctrdconfig.Result, error) {
+	copts.Foreign = nil
+	res, err := ctrdconfig.Patch(orig, nil, copts)
+	if err != nil {
+		return nil, &InvalidError{fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)}
+	}
+	res.Conflicts = withBlocks.Conflicts
+	return res, nil
+}
+
+// planLeaveDropIn, in patch mode, takes runtimeclassd's drop-in away if it
+// is there (the handlers are back in config.toml) and the imports entry
+// runtimeclassd added for it.
+func (a *Applier) leaveDropIn(p *Plan) (*ctrdconfig.ImportEntry, error) {
+	cfg := a.Cfg
+	if cfg.DropIn == "" {
+		return nil, nil
+	}
+	d, err := readFilePlan(cfg.DropIn)
+	if err != nil || !d.Exists {
+		return nil, err
+	}
+	if !bytes.HasPrefix(d.Original, []byte("# Generated by runtimeclassd")) {
+		return nil, nil // not ours
+	}
+	d.Remove = true
+	p.DropIn = d
+	if st, _ := LoadState(cfg.StateDir); st != nil {
+		return st.Import, nil
+	}
+	return nil, nil
+}
+
+func readFilePlan(path string) (*FilePlan, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		return &FilePlan{Path: path, Original: b, Exists: true}, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return &FilePlan{Path: path}, nil
+	}
+	return nil, fmt.Errorf("reading %s: %w", path, err)
+}
+
+// writeFile writes or removes one file of a plan, if it still holds what
+// the plan was made from.
+func writeFile(f planFile) error {
+	var err error
+	switch {
+	case f.remove:
+		err = atomicfile.RemoveIf(f.path, f.orig)
+	case f.exists:
+		expect := f.orig
+		if expect == nil {
+			expect = []byte{}
+		}
+		err = atomicfile.ReplaceIf(f.path, f.out, 0o644, expect)
+	default:
+		if err = os.MkdirAll(filepath.Dir(f.path), 0o755); err == nil {
+			err = atomicfile.ReplaceIf(f.path, f.out, 0o644, nil)
+		}
+	}
+	if errors.Is(err, atomicfile.ErrChanged) {
+		return fmt.Errorf("%s: %w", f.path, ErrConfigChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// diffFiles is the unified diff of every file the plan writes.
+func (p *Plan) diffFiles(configPath string) string {
+	var b strings.Builder
+	b.WriteString(p.Result.Diff(p.Original, "a"+configPath, "b"+configPath))
+	if d := p.DropIn; d != nil && d.changed() {
+		switch {
+		case d.Remove:
+			b.WriteString(fmt.Sprintf("--- a%s\n+++ /dev/null\n(removed)\n", d.Path))
+		case d.Exists:
+			b.WriteString(d.Result.Diff(d.Original, "a"+d.Path, "b"+d.Path))
+		default:
+			b.WriteString(tomlpatch.Diff(nil, []tomlpatch.Edit{{Text: d.Out}}, "/dev/null", "b"+d.Path, 3))
+		}
+	}
+	return b.String()
+}
+
+// dropinDumper is a Validator that can read a candidate config.toml with a
+// candidate drop-in (ctrdconfig.Validator is one).
+type dropinDumper interface {
+	DumpWith(ctx context.Context, target string, candidate []byte, dropin string, dropinContent []byte) ([]byte, error)
+}
+
+// validateDropIn has containerd read the candidate pair and checks that
+// it serves the offered handlers as written.
+func (a *Applier) validateDropIn(ctx context.Context, p *Plan) error {
+	cfg := p.Original
+	if p.Result.Changed {
+		cfg = p.Result.Out
+	}
+	var content []byte
+	if !p.DropIn.Remove {
+		content = p.DropIn.Out
+	}
+	var err error
+	if d, ok := a.Validator.(dropinDumper); ok {
+		var dump []byte
+		if dump, err = d.DumpWith(ctx, a.Cfg.ContainerdConfig, cfg, a.Cfg.DropIn, content); err == nil {
+			err = ctrdconfig.CheckDump(dump, p.Offered)
+		}
+	} else {
+		err = a.Validator.Validate(ctx, a.Cfg.ContainerdConfig, cfg, p.Offered)
+	}
+	if err != nil {
+		var ve *ctrdconfig.ValidationError
+		if errors.As(err, &ve) {
+			err = &InvalidError{err}
+		}
+		return fmt.Errorf("validating the new config with its drop-in: %w", err)
+	}
+	return nil
+}

@@ -130,10 +130,10 @@ func (c *cluster) proc(name string) *process {
 }
 
 type simParams struct {
-	agents, k           int
-	kill                bool
+	agents, k            int
+	kill                 bool
 	restart, lease, poll time.Duration
-	api, etcd           *process
+	api, etcd            *process
 }
 
 // hold is one agent's time with a slot: from acquiring it to releasing it,
@@ -231,10 +231,10 @@ func simulate(t *testing.T, c *cluster, cfg *kube.Config, p simParams) simRun {
 		LeaseS: p.lease.Seconds(), PollS: p.poll.Seconds(), RolloutS: rollout.Seconds(),
 		FloorS:       float64(p.agents) / float64(p.k) * meanRestart.Seconds(),
 		FloorDeathsS: (float64(alive)*meanRestart.Seconds() + float64(len(killed))*p.lease.Seconds()) / float64(p.k),
-		MaxHeld:   maxOverlap(holds),
-		Requests:  reqAfter - reqBefore,
-		Throttled: throttledAfter - throttledBefore,
-		TakenOver: len(takeovers),
+		MaxHeld:      maxOverlap(holds),
+		Requests:     reqAfter - reqBefore,
+		Throttled:    throttledAfter - throttledBefore,
+		TakenOver:    len(takeovers),
 	}
 	r.ReqPerS = r.Requests / r.RolloutS
 	r.APIServerCPU = float64(apiAfter-apiBefore) / clockTicks / r.RolloutS

@@ -27,7 +27,7 @@ import (
 
 var (
 	cache   = envOr("RUNTIMECLASSD_CACHE", "/var/tmp/runtimeclassd-cache")
-	rootfs  = filepath.Join(cache, "rootfs-bookworm")
+	rootfs  = filepath.Join(cache, "rootfs-bookworm-2") // scripts/e2e-rootfs.sh builds it
 	ctrd2   = filepath.Join(cache, "containerd-v2.4.2")
 	binary  = os.Getenv("RUNTIMECLASSD_BIN") // built by make e2e
 	debFile = os.Getenv("RUNTIMECLASSD_DEB") // built by make e2e (make package)

@@ -141,5 +141,7 @@ func (c *Config) Paths() map[string]*string {
 		"containerd-address": &c.ContainerdAddress,
 		"containerd-unit":    &c.ContainerdUnit,
 		"nfd-feature-file":   &c.NFDFeatureFile,
+		"mode":               &c.Mode,
+		"drop-in":            &c.DropIn,
 	}
 }

@@ -68,7 +68,6 @@ type Reconciler struct {
 	Busy func(step string, until time.Time)
 
 	lastRestart time.Time
-	images      imageCache
 	// LastWritten is the hash of the config this reconciler last wrote, so
 	// that the watcher can ignore its own writes.
 	LastWritten string

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"time"
@@ -155,7 +154,7 @@ func (r *Reconciler) smoke(ctx context.Context, h policy.Handler, block string) 
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r.busy("smoke-testing "+h.Name, r.now().Add(timeout+30*time.Second))
-	opts := SmokeOptions{PodNetwork: h.Smoke == policy.SmokePod, Pull: cfg.SmokePull, Image: r.sandboxImage(ctx)}
+	opts := SmokeOptions{PodNetwork: h.Smoke == policy.SmokePod, Pull: cfg.SmokePull, Image: r.Applier.SandboxImage(ctx)}
 	res := r.Smoker.Smoke(sctx, h.Name, opts)
 	if r.Metrics != nil {
 		r.Metrics.smoked(h.Name, res)
@@ -172,32 +171,18 @@ func (r *Reconciler) smoke(ctx context.Context, h policy.Handler, block string) 
 	return rec
 }
 
-// sandboxImage is the sandbox (pause) image the current config.toml gives
-// containerd, from its config dump ("" if it can't be told); the answer is
-// cached by the config's bytes.
-func (r *Reconciler) sandboxImage(ctx context.Context) string {
-	a, c := r.Applier, &r.images
+// SandboxImage is the sandbox (pause) image containerd is configured with,
+// from its effective config ("" if it can't be told); the dump is cached by
+// config.toml's bytes.
+func (a *Applier) SandboxImage(ctx context.Context) string {
 	cur, err := os.ReadFile(a.Cfg.ContainerdConfig)
 	if err != nil {
 		cur = nil // containerd's defaults
 	}
-	sum := sha256.Sum256(cur)
-	if c.imageFor == sum && c.ok {
-		return c.image
-	}
-	dump, err := a.Validator.Dump(ctx, a.Cfg.ContainerdConfig, cur)
+	dump, err := a.currentDump(ctx, cur)
 	if err != nil {
 		a.Log.Warn("reading containerd's sandbox image from its config", "err", err)
 		return ""
 	}
-	c.image, c.imageFor, c.ok = ctrdconfig.SandboxImage(dump), sum, true
-	return c.image
-}
-
-// imageCache caches the sandbox image by the config's bytes. Reconciles
-// run one at a time, so it needs no lock.
-type imageCache struct {
-	image    string
-	imageFor [sha256.Size]byte
-	ok       bool
+	return ctrdconfig.SandboxImage(dump)
 }

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -15,9 +19,13 @@ import (
 
 func checkFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	output := newEnum(fs, "output", "text", "output format", "text", "json")
-	return func(_ context.Context, e *env, args []string) error {
+	smoke := fs.Bool("smoke", false, "also run each served handler's sandbox smoke test through containerd's CRI, and print its timings")
+	return func(ctx context.Context, e *env, args []string) error {
 		if err := noArgs(args); err != nil {
 			return err
+		}
+		if *smoke {
+			return e.checkSmoke(ctx, *output)
 		}
 		p, err := policy.Load(e.cfg.PolicyDir, policy.Options{AllowedPrefixes: e.cfg.AllowedPathPrefixes})
 		if err != nil {
@@ -74,9 +82,14 @@ func printChecks(e *env, results []shimcheck.Result) {
 	w.Flush()
 }
 
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // kataOverhead is what kata-deploy's RuntimeClasses reserve per pod for the
 // VM: its memory and the vCPU thread's share.
-const kataOverhead = "  overhead:\n    podFixed:\n      memory: \"160Mi\"\n      cpu: \"250m\"\n"
+var kataOverhead = map[string]string{"memory": "160Mi", "cpu": "250m"}
 
 func runtimeclassFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 	return func(_ context.Context, e *env, args []string) error {
@@ -91,16 +104,68 @@ func runtimeclassFlags(fs *flag.FlagSet) func(context.Context, *env, []string) e
 			if i > 0 {
 				fmt.Fprintln(e.stdout, "---")
 			}
-			fmt.Fprintf(e.stdout, "# From %s. Pods run only on nodes where runtimeclassd found %q ready\n", h.Source, h.Name)
-			fmt.Fprintf(e.stdout, "# (the label comes from Node Feature Discovery's local feature file).\n")
-			fmt.Fprintf(e.stdout, "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: %s\nhandler: %s\n", h.Name, h.Name)
-			fmt.Fprintf(e.stdout, "scheduling:\n  nodeSelector:\n    %s%s: \"true\"\n", daemon.NFDLabelPrefix, h.Name)
-			if strings.HasPrefix(h.Preset, "kata") || strings.HasPrefix(h.RuntimeType, "io.containerd.kata") {
-				fmt.Fprint(e.stdout, strings.TrimPrefix(strings.ReplaceAll(kataOverhead, "\n  ", "\n"), "  "))
-			}
+			fmt.Fprint(e.stdout, runtimeClassYAML(h))
 		}
 		return nil
 	}
+}
+
+// runtimeClassYAML is a handler's RuntimeClass: its scheduling requires
+// runtimeclassd's label (true only where the handler is offered: written,
+// served and smoke-tested) plus the policy's node_selector, carries its
+// tolerations, and reserves the pod overhead (the policy's, or Kata's
+// default for Kata handlers). Every string is double-quoted.
+func runtimeClassYAML(h policy.Handler) string {
+	var b strings.Builder
+	q := strconv.Quote
+	fmt.Fprintf(&b, "# From %s. Pods run only on nodes where runtimeclassd offers %q\n", h.Source, h.Name)
+	fmt.Fprintf(&b, "# (label %s%s, from its Node Feature Discovery feature file or set on the Node).\n", daemon.NFDLabelPrefix, h.Name)
+	fmt.Fprintf(&b, "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: %s\nhandler: %s\n", q(h.Name), q(h.Name))
+	selector := map[string]string{daemon.NFDLabelPrefix + h.Name: "true"}
+	var tolerations []policy.Toleration
+	overhead := map[string]string(nil)
+	if strings.HasPrefix(h.Preset, "kata") || strings.HasPrefix(h.RuntimeType, "io.containerd.kata") {
+		overhead = kataOverhead
+	}
+	if rc := h.RuntimeClass; rc != nil {
+		for k, v := range rc.NodeSelector {
+			selector[k] = v
+		}
+		tolerations = rc.Tolerations
+		if rc.Overhead != nil {
+			overhead = rc.Overhead
+		}
+	}
+	b.WriteString("scheduling:\n  nodeSelector:\n")
+	for _, k := range slices.Sorted(maps.Keys(selector)) {
+		fmt.Fprintf(&b, "    %s: %s\n", q(k), q(selector[k]))
+	}
+	if len(tolerations) > 0 {
+		b.WriteString("  tolerations:\n")
+		for _, t := range tolerations {
+			first := "  - "
+			field := func(name, v string) {
+				if v != "" {
+					fmt.Fprintf(&b, "%s%s: %s\n", first, name, q(v))
+					first = "    "
+				}
+			}
+			field("key", t.Key)
+			field("operator", t.Operator)
+			field("value", t.Value)
+			field("effect", t.Effect)
+			if t.TolerationSeconds != nil {
+				fmt.Fprintf(&b, "%stolerationSeconds: %d\n", first, *t.TolerationSeconds)
+			}
+		}
+	}
+	if len(overhead) > 0 {
+		b.WriteString("overhead:\n  podFixed:\n")
+		for _, k := range slices.Sorted(maps.Keys(overhead)) {
+			fmt.Fprintf(&b, "    %s: %s\n", q(k), q(overhead[k]))
+		}
+	}
+	return b.String()
 }
 
 func statusFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
@@ -124,14 +189,23 @@ func statusFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 				fmt.Fprintf(w, "last backup:\t%s\n", st.Backup)
 			}
 		}
-		managed, err := daemon.ManagedBlocks(e.cfg.ContainerdConfig)
-		switch {
-		case err != nil:
-			fmt.Fprintf(w, "managed in config:\tcannot tell: %v\n", err)
-		case len(managed) == 0:
-			fmt.Fprintf(w, "managed in config:\tnothing (%s)\n", e.cfg.ContainerdConfig)
-		default:
-			fmt.Fprintf(w, "managed in config:\t%s (%s)\n", strings.Join(managed, ", "), e.cfg.ContainerdConfig)
+		fmt.Fprintf(w, "mode:\t%s\n", e.cfg.Mode)
+		for _, f := range []string{e.cfg.ContainerdConfig, e.cfg.DropIn} {
+			if f == "" || f == e.cfg.DropIn && e.cfg.Mode == daemon.ModePatch && !exists(f) {
+				continue
+			}
+			managed, err := daemon.ManagedBlocks(f)
+			switch {
+			case err != nil:
+				fmt.Fprintf(w, "managed in %s:\tcannot tell: %v\n", f, err)
+			case len(managed) == 0:
+				fmt.Fprintf(w, "managed in %s:\tnothing\n", f)
+			default:
+				fmt.Fprintf(w, "managed in %s:\t%s\n", f, strings.Join(managed, ", "))
+			}
+		}
+		if st != nil && st.Import != nil {
+			fmt.Fprintf(w, "imports entry:\t%s (added by runtimeclassd to %s)\n", st.Import.Path, e.cfg.ContainerdConfig)
 		}
 		w.Flush()
 		if st != nil && len(st.Handlers) > 0 {

@@ -225,7 +225,7 @@ func TestBashCompletion(t *testing.T) {
 	}{
 		{"runtimeclassd ap", []string{"apply"}},
 		{"runtimeclassd ", []string{"run", "apply", "revert", "check", "validate", "runtimeclass", "status", "version", "help"}},
-		{"runtimeclassd apply --d", []string{"--diff", "--dry-run"}},
+		{"runtimeclassd apply --d", []string{"--diff", "--dry-run", "--drop-in"}},
 		{"runtimeclassd --config x.toml --log-level info ap", []string{"apply"}},
 		{"runtimeclassd check --output ", []string{"text", "json"}},
 		{"runtimeclassd --log-level d", []string{"debug"}},
@@ -286,7 +286,7 @@ func TestZshAndFishCompletions(t *testing.T) {
 		for _, tc := range []struct{ line, want string }{
 			{"runtimeclassd ap", "apply"},
 			{"runtimeclassd --config x.toml ap", "apply"},
-			{"runtimeclassd apply --dr", "--dry-run"},
+			{"runtimeclassd apply --dry", "--dry-run"},
 			{"runtimeclassd check --output ", "text json"},
 			{"runtimeclassd --log-level ", "debug info warn error"},
 			{"runtimeclassd help val", "validate"},

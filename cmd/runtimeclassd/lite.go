@@ -23,6 +23,10 @@ func (e *env) runDaemon(context.Context, *runOptions) error { return e.execDaemo
 // change is apply or revert that writes: the complete build runs it.
 func (e *env) change(context.Context, daemon.PlanOptions, bool, bool) error { return e.execDaemon() }
 
+// checkSmoke is `check --smoke`, which talks to containerd's CRI: the
+// complete build runs it.
+func (e *env) checkSmoke(context.Context, string) error { return e.execDaemon() }
+
 // execDaemon replaces this process with runtimeclassd-daemon, given the
 // same arguments: the same process (a systemd unit's main PID stays), the
 // same streams and environment.

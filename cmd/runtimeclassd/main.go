@@ -135,6 +135,9 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.cfg.ContainerdAddress, "containerd-address", d.ContainerdAddress, "containerd's gRPC `SOCK`")
 	fs.StringVar(&g.cfg.ContainerdUnit, "containerd-unit", d.ContainerdUnit, "containerd's systemd `NAME`")
 	fs.StringVar(&g.cfg.NFDFeatureFile, "nfd-feature-file", d.NFDFeatureFile, "Node Feature Discovery feature `FILE` (\"\" disables)")
+	fs.Var(&enumValue{val: &g.cfg.Mode, allowed: []string{daemon.ModePatch, daemon.ModeDropIn, daemon.ModeAuto}}, "mode", "where handlers are written: patch (config.toml), drop-in (one file config.toml imports; containerd 2.x) or auto")
+	g.cfg.Mode = d.Mode
+	fs.StringVar(&g.cfg.DropIn, "drop-in", d.DropIn, "the drop-in `FILE` of mode drop-in")
 	fs.BoolVar(&g.version, "version", false, "print the version and exit")
 	fs.BoolVar(&g.version, "v", false, "print the version and exit")
 }
@@ -350,6 +353,26 @@ func (e *env) printPlan(p *daemon.Plan) {
 		if !r.Ready {
 			fmt.Fprintf(e.stderr, "withheld: %s is not ready: %s\n", r.Name, r.Reason())
 		}
+	}
+	if p.Mode == daemon.ModeDropIn && p.DropIn != nil {
+		if r := p.Result; r.ImportAdded != nil {
+			fmt.Fprintf(e.stderr, "%s: imports entry added for %s\n", e.cfg.ContainerdConfig, p.DropIn.Path)
+		}
+		if len(p.Result.Removed) > 0 {
+			fmt.Fprintf(e.stderr, "%s: managed blocks moved to %s: %s\n", e.cfg.ContainerdConfig, p.DropIn.Path, strings.Join(p.Result.Removed, ", "))
+		}
+		if p.DropIn.Remove {
+			fmt.Fprintf(e.stderr, "%s: removed (nothing to offer)\n", p.DropIn.Path)
+		} else if p.DropIn.Result != nil {
+			summarize(e.stderr, p.DropIn.Result)
+		}
+		return
+	}
+	if p.DropIn != nil && p.DropIn.Remove {
+		fmt.Fprintf(e.stderr, "%s: removed (mode patch: the handlers are in %s)\n", p.DropIn.Path, e.cfg.ContainerdConfig)
+	}
+	if p.Result.ImportRemoved {
+		fmt.Fprintf(e.stderr, "%s: the imports entry runtimeclassd added is removed\n", e.cfg.ContainerdConfig)
 	}
 	summarize(e.stderr, p.Result)
 }

@@ -542,29 +542,6 @@ func TestHandlerThatStopsBeingReadyIsRemoved(t *testing.T) {
 	}
 }
 
-func TestRuntimeClassManifests(t *testing.T) {
-	t.Parallel()
-	n := newNode(t, 1, nil)
-	n.policyFile("a.toml", kataPolicy)
-	n.policyFile("b.toml", "[handlers.gvisor]\npreset = \"gvisor\"\n")
-	if code := n.run("runtimeclass"); code != 0 {
-		t.Fatalf("exit %d\n%s", code, &n.stderr)
-	}
-	out := n.stdout.String()
-	docs := strings.Split(out, "\n---\n")
-	if len(docs) != 2 {
-		t.Fatalf("want 2 manifests:\n%s", out)
-	}
-	for _, want := range []string{"kind: RuntimeClass", "name: gvisor", "handler: gvisor", "runtimeclassd.io/handler.gvisor: \"true\""} {
-		if !strings.Contains(docs[0], want) {
-			t.Errorf("gvisor manifest lacks %q:\n%s", want, docs[0])
-		}
-	}
-	if strings.Contains(docs[0], "overhead") || !strings.Contains(docs[1], "overhead:\n  podFixed:\n    memory: \"160Mi\"\n    cpu: \"250m\"\n") {
-		t.Errorf("overhead only for kata:\n%s", out)
-	}
-}
-
 func TestStatus(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, 1, readCorpus(t, "v2-handwritten.toml"))
@@ -589,7 +566,7 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status: exit %d\n%s", code, &n.stderr)
 	}
 	out := n.stdout.String()
-	for _, want := range []string{"last outcome:", "unchanged (apply,", "managed in config:", "kata (" + n.config + ")",
+	for _, want := range []string{"last outcome:", "unchanged (apply,", "mode:", "managed in " + n.config + ":", "kata\n",
 		"gvisor   no       not ready: runsc: runsc not found in /usr/bin", "kata     yes"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,13 @@ func TestSmokeThroughTheCLI(t *testing.T) {
 			}
 			if !strings.Contains(string(n.read()), "handler=broken") {
 				t.Fatal("the broken handler is not in config.toml")
+			}
+			// check --smoke runs the same test on demand, with timings; the
+			// broken handler makes it exit 1.
+			code := n.run("check", "--smoke")
+			out := n.stdout.String()
+			if code != 1 || !regexp.MustCompile(`(?m)^runc-alt\s+passed\s+\d+ms`).MatchString(out) || !regexp.MustCompile(`(?m)^broken\s+failed\s+.*RunPodSandbox with handler broken`).MatchString(out) {
+				t.Fatalf("check --smoke: exit %d\n%s\n%s", code, out, &n.stderr)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

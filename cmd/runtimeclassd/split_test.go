@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -116,20 +117,39 @@ func TestLiteExecutesDaemon(t *testing.T) {
 	}
 
 	// The daemon: the same process becomes runtimeclassd-daemon.
-	d := exec.Command(filepath.Join(usr, "bin/runtimeclassd"), args("run", "--no-restart", "--web.listen-address", "")...)
-	var derr bytes.Buffer
-	d.Stderr = &derr
+	d := exec.Command(filepath.Join(usr, "bin/runtimeclassd"), args("run", "--no-restart", "--web.listen-address", "", "--log-level", "info")...)
+	pipe, err := d.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exe := ""
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if exe, _ = os.Readlink("/proc/" + strconv.Itoa(d.Process.Pid) + "/exe"); strings.HasSuffix(exe, "/runtimeclassd-daemon") {
-			break
+	// SIGTERM only once the daemon says it is starting: it has its signal
+	// handler then, and before that the signal would simply kill it.
+	var derr bytes.Buffer
+	started, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pipe)
+		seen := false
+		for sc.Scan() {
+			derr.WriteString(sc.Text() + "\n")
+			if !seen && strings.Contains(sc.Text(), "msg=starting") {
+				seen = true
+				close(started)
+			}
 		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the daemon did not start within 60 s")
 	}
+	exe, _ := os.Readlink("/proc/" + strconv.Itoa(d.Process.Pid) + "/exe")
 	d.Process.Signal(syscall.SIGTERM)
-	err := d.Wait()
+	<-done
+	err = d.Wait()
 	if !strings.HasSuffix(exe, "libexec/runtimeclassd/runtimeclassd-daemon") {
 		t.Errorf("run: process %d is %q, want runtimeclassd-daemon", d.Process.Pid, exe)
 	}

@@ -6,11 +6,13 @@
 package testbin
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Containerd returns the containerd binary of a major version (1 or 2).
@@ -66,7 +68,19 @@ func StartContainerd(t testing.TB, major int, config string) (sock string) {
 			t.Logf("containerd's log:\n%s", b)
 		}
 	})
-	return sock
+	// Return once it accepts connections: a caller may use the socket at
+	// once (ctr, for one, doesn't wait).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd did not listen on %s within 60 s", sock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Ctr returns the ctr binary that comes with containerd of a major

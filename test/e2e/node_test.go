@@ -53,6 +53,7 @@ type node struct {
 	major  int
 	port   int    // the daemon's metrics port; nodes share the host's network
 	origin []byte // containerd's config before runtimeclassd started
+	mode   string // the daemon's configured mode
 }
 
 func bootNode(t *testing.T, name string, major int) *node {
@@ -65,6 +66,7 @@ func bootNode(t *testing.T, name string, major int) *node {
 type nodeOptions struct {
 	noPackage bool        // boot without installing runtimeclassd
 	prepare   func(*node) // writes into the node's root before it boots
+	mode      string      // the daemon's mode (its config's default if "")
 }
 
 func bootNodeWith(t *testing.T, name string, major int, with nodeOptions) *node {
@@ -119,7 +121,12 @@ func bootNodeWith(t *testing.T, name string, major int, with nodeOptions) *node 
 		return err
 	})
 	// Test settings: a short restart budget, so the scenarios run quickly.
-	n.writeFile("/etc/runtimeclassd/config.toml", "restart_min_interval = \"4s\"\nverify_timeout = \"30s\"\ndebounce = \"200ms\"\n", 0o644)
+	settings := "restart_min_interval = \"4s\"\nverify_timeout = \"30s\"\ndebounce = \"200ms\"\n"
+	if with.mode != "" {
+		settings += fmt.Sprintf("mode = %q\n", with.mode)
+	}
+	n.mode = with.mode
+	n.writeFile("/etc/runtimeclassd/config.toml", settings, 0o644)
 	n.mustSh("systemctl restart runtimeclassd")
 	return n
 }

@@ -10,8 +10,39 @@ import (
 	"time"
 )
 
-func TestContainerd16Node(t *testing.T) { t.Parallel(); scenarios(t, bootNode(t, "rcd-e2e-16", 1)) }
-func TestContainerd24Node(t *testing.T) { t.Parallel(); scenarios(t, bootNode(t, "rcd-e2e-24", 2)) }
+// On containerd 1.6, auto must pick patch; on 2.4.2, patch mode as asked,
+// and auto picks drop-in.
+func TestContainerd16Node(t *testing.T) {
+	t.Parallel()
+	scenarios(t, bootNodeWith(t, "rcd-e2e-16", 1, nodeOptions{mode: "auto"}), false)
+}
+
+func TestContainerd24Node(t *testing.T) {
+	t.Parallel()
+	scenarios(t, bootNodeWith(t, "rcd-e2e-24", 2, nodeOptions{mode: "patch"}), false)
+}
+
+func TestContainerd24DropIn(t *testing.T) {
+	t.Parallel()
+	scenarios(t, bootNodeWith(t, "rcd-e2e-24d", 2, nodeOptions{mode: "auto"}), true)
+}
+
+// dropInFile is where runtimeclassd's drop-in goes by default.
+const dropInFile = "/etc/containerd/conf.d/50-runtimeclassd.toml"
+
+// blocksFile is the file that holds the managed blocks in a node's mode.
+func (n *node) blocksFile(dropIn bool) string {
+	if dropIn {
+		return dropInFile
+	}
+	return "/etc/containerd/config.toml"
+}
+
+// managed is everything containerd reads of runtimeclassd's: config.toml
+// and the drop-in.
+func (n *node) managed() string {
+	return string(n.readFile("/etc/containerd/config.toml")) + "\x00" + string(n.readFile(dropInFile))
+}
 
 // altHandler is a handler this node can really run: runc, through the runc
 // v2 shim, under another name.
@@ -21,7 +52,7 @@ runtime_type = "io.containerd.runc.v2"
 BinaryName = "/usr/sbin/runc"
 `
 
-func scenarios(t *testing.T, n *node) {
+func scenarios(t *testing.T, n *node, dropIn bool) {
 	// The daemon runs as a notify service (dpkg -i started it); with no
 	// policy it changes nothing.
 	n.waitFor("runtimeclassd active", 30*time.Second, func() error {
@@ -51,8 +82,16 @@ func scenarios(t *testing.T, n *node) {
 			}
 			return nil
 		})
+		blocks := string(n.readFile(n.blocksFile(dropIn)))
+		if !strings.Contains(blocks, "# runtimeclassd:begin handler=runc-alt") {
+			t.Fatalf("%s:\n%s", n.blocksFile(dropIn), blocks)
+		}
 		cfg := string(n.readFile("/etc/containerd/config.toml"))
-		if !strings.Contains(cfg, "# runtimeclassd:begin handler=runc-alt") || !strings.HasPrefix(cfg, string(n.origin[:20])) {
+		switch {
+		case dropIn && cfg != string(n.origin):
+			// 2.4.2's default config imports conf.d/*.toml already.
+			t.Fatalf("in drop-in mode, config.toml changed:\n%s", cfg)
+		case !dropIn && !strings.HasPrefix(cfg, string(n.origin[:20])):
 			t.Fatalf("config:\n%s", cfg)
 		}
 		n.waitFor("status applied", 10*time.Second, func() error {
@@ -83,11 +122,15 @@ func scenarios(t *testing.T, n *node) {
 		}
 	})
 
-	t.Run("drift: config rewritten without our block is repaired", func(t *testing.T) {
+	t.Run("drift: the managed block removed by someone else is repaired", func(t *testing.T) {
 		before := n.containerdPID()
-		n.writeFile("/etc/containerd/config.toml", string(n.origin), 0o644)
+		if dropIn {
+			n.writeFile(dropInFile, "version = 3\n", 0o644)
+		} else {
+			n.writeFile("/etc/containerd/config.toml", string(n.origin), 0o644)
+		}
 		n.waitFor("block restored, containerd restarted and serving it", 40*time.Second, func() error {
-			if !strings.Contains(string(n.readFile("/etc/containerd/config.toml")), "handler=runc-alt") {
+			if !strings.Contains(string(n.readFile(n.blocksFile(dropIn))), "handler=runc-alt") {
 				return fmt.Errorf("no block yet")
 			}
 			// containerd still serves runc-alt from memory until it
@@ -123,7 +166,7 @@ func scenarios(t *testing.T, n *node) {
 
 	t.Run("a handler that makes the CRI plugin fail to load is rolled back", func(t *testing.T) {
 		n.writeFile("/etc/containerd/bad-spec.json", "not json\n", 0o644)
-		good := string(n.readFile("/etc/containerd/config.toml"))
+		good := n.managed()
 		start := time.Now()
 		n.writeFile("/etc/runtimeclassd/policy.d/30-broken.toml",
 			"[handlers.broken]\nruntime_type = \"io.containerd.runc.v2\"\nbase_runtime_spec = \"/etc/containerd/bad-spec.json\"\n", 0o644)
@@ -134,7 +177,7 @@ func scenarios(t *testing.T, n *node) {
 			return nil
 		})
 		took := time.Since(start)
-		if got := string(n.readFile("/etc/containerd/config.toml")); got != good {
+		if got := n.managed(); got != good {
 			t.Fatalf("config after rollback differs from before:\n%s", got)
 		}
 		n.waitFor("healthy after rollback", 30*time.Second, func() error {
@@ -172,6 +215,26 @@ func scenarios(t *testing.T, n *node) {
 		}
 	})
 
+	if dropIn {
+		t.Run("another tool's drop-in that defines a handler keeps it: reported, not written", func(t *testing.T) {
+			other := "/etc/containerd/conf.d/10-other-tool.toml"
+			n.writeFile(other, "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.gpu-alt]\nruntime_type = 'io.containerd.runc.v2'\n", 0o644)
+			count := n.reconciles()
+			n.writeFile("/etc/runtimeclassd/policy.d/40-gpu.toml", "[handlers.gpu-alt]\nruntime_type = \"io.containerd.runc.v2\"\n", 0o644)
+			n.waitReconciled(count)
+			n.waitFor("the conflict reported", 30*time.Second, func() error {
+				if s := n.status(); !strings.Contains(s, "gpu-alt") || !strings.Contains(s, "10-other-tool.toml") {
+					return fmt.Errorf("status:\n%s", s)
+				}
+				return nil
+			})
+			if strings.Contains(string(n.readFile(dropInFile)), "handler=gpu-alt") {
+				t.Fatalf("runtimeclassd wrote a handler another tool's drop-in defines:\n%s", n.readFile(dropInFile))
+			}
+			n.mustSh("rm " + other + " /etc/runtimeclassd/policy.d/40-gpu.toml")
+		})
+	}
+
 	t.Run("runtimeclassd revert restarts containerd over D-Bus and gives back the original bytes", func(t *testing.T) {
 		n.mustSh("systemctl stop runtimeclassd")
 		before := n.containerdPID()
@@ -180,6 +243,9 @@ func scenarios(t *testing.T, n *node) {
 		took := time.Since(start)
 		if got := n.readFile("/etc/containerd/config.toml"); string(got) != string(n.origin) {
 			t.Fatalf("revert did not give back the original config:\n%s\n%s", got, out)
+		}
+		if _, err := n.sh("test -e " + dropInFile); err == nil {
+			t.Fatalf("the drop-in is still there after revert:\n%s", out)
 		}
 		if pid := n.containerdPID(); pid == before || pid == "0" {
 			t.Fatalf("containerd not restarted by revert (MainPID %s):\n%s", pid, out)
@@ -195,12 +261,12 @@ func scenarios(t *testing.T, n *node) {
 	})
 
 	t.Run("dpkg -r stops the service and leaves containerd's config; purge drops the state", func(t *testing.T) {
-		before := string(n.readFile("/etc/containerd/config.toml"))
+		before := n.managed()
 		n.mustSh("dpkg -r runtimeclassd")
 		if out, err := n.sh("systemctl is-active runtimeclassd"); err == nil {
 			t.Fatalf("still active after dpkg -r: %s", out)
 		}
-		if got := string(n.readFile("/etc/containerd/config.toml")); got != before {
+		if got := n.managed(); got != before {
 			t.Fatal("removing the package changed containerd's config")
 		}
 		n.mustSh("test -d /var/lib/runtimeclassd && test -f /etc/runtimeclassd/config.toml")

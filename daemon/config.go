@@ -51,7 +51,9 @@ type Config struct {
 	// Mode is where handlers are written: "patch" (config.toml's own
 	// blocks), "drop-in" (the DropIn file, containerd 2.0 and later) or
 	// "auto" (drop-in on 2.x, patch on 1.x).
-	Mode   string `toml:"mode"`
+	Mode string `toml:"mode"`
+	// DropIn is the drop-in file; "" means conf.d/50-runtimeclassd.toml
+	// next to ContainerdConfig (see DropInPath).
 	DropIn string `toml:"drop_in"`
 }
 
@@ -95,7 +97,6 @@ func DefaultConfig() Config {
 		PollInterval:       Duration(5 * time.Second),
 		SmokeTimeout:       Duration(60 * time.Second),
 		Mode:               ModePatch,
-		DropIn:             "/etc/containerd/conf.d/50-runtimeclassd.toml",
 	}
 }
 

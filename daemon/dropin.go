@@ -119,10 +119,16 @@ func (p *Plan) files(configPath string) []planFile {
 // managedFiles are the files whose bytes make up what containerd reads of
 // runtimeclassd's: config.toml, and the drop-in when a path is set.
 func (c Config) managedFiles() []string {
-	if c.DropIn == "" {
-		return []string{c.ContainerdConfig}
+	return []string{c.ContainerdConfig, c.DropInPath()}
+}
+
+// DropInPath is the drop-in's path: drop_in, or by default
+// conf.d/50-runtimeclassd.toml next to containerd's config.
+func (c Config) DropInPath() string {
+	if c.DropIn != "" {
+		return c.DropIn
 	}
-	return []string{c.ContainerdConfig, c.DropIn}
+	return filepath.Join(filepath.Dir(c.ContainerdConfig), "conf.d", "50-runtimeclassd.toml")
 }
 
 // filesHash sums the current bytes (or absence) of files, in order.
@@ -186,11 +192,11 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	if version < 2 {
 		return &InvalidError{fmt.Errorf("%s: mode drop-in needs a config of version 2 or later (this one is version %d)", cfg.ContainerdConfig, version)}
 	}
-	foreign, err := ctrdconfig.ForeignRuntimes(cfg.ContainerdConfig, p.Original, cfg.DropIn)
+	foreign, err := ctrdconfig.ForeignRuntimes(cfg.ContainerdConfig, p.Original, cfg.DropInPath())
 	if err != nil {
 		return &InvalidError{fmt.Errorf("%s: %w", cfg.ContainerdConfig, err)}
 	}
-	d, err := readFilePlan(cfg.DropIn)
+	d, err := readFilePlan(cfg.DropInPath())
 	if err != nil {
 		return err
 	}
@@ -200,7 +206,7 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	// anything to import.
 	copts := ctrdconfig.Options{NewFileVersion: p.newVersion, Foreign: foreign, Path: cfg.ContainerdConfig}
 	if len(want) > 0 && !opts.Revert {
-		copts.Import = cfg.DropIn
+		copts.Import = cfg.DropInPath()
 	} else if st != nil && st.Import != nil {
 		copts.Unimport = st.Import
 	}
@@ -238,7 +244,7 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	}
 	dres, err := ctrdconfig.Patch(src, owned, ctrdconfig.Options{})
 	if err != nil {
-		return &InvalidError{fmt.Errorf("%s: %w", cfg.DropIn, err)}
+		return &InvalidError{fmt.Errorf("%s: %w", cfg.DropInPath(), err)}
 	}
 	d.Out, d.Result = dres.Out, dres
 	p.Offered = owned
@@ -262,10 +268,7 @@ func (a *Applier) configWithoutBlocks(orig []byte, withBlocks *ctrdconfig.Result
 // runtimeclassd added for it.
 func (a *Applier) leaveDropIn(p *Plan) (*ctrdconfig.ImportEntry, error) {
 	cfg := a.Cfg
-	if cfg.DropIn == "" {
-		return nil, nil
-	}
-	d, err := readFilePlan(cfg.DropIn)
+	d, err := readFilePlan(cfg.DropInPath())
 	if err != nil || !d.Exists {
 		return nil, err
 	}
@@ -355,7 +358,7 @@ func (a *Applier) validateDropIn(ctx context.Context, p *Plan) error {
 	var err error
 	if d, ok := a.Validator.(dropinDumper); ok {
 		var dump []byte
-		if dump, err = d.DumpWith(ctx, a.Cfg.ContainerdConfig, cfg, a.Cfg.DropIn, content); err == nil {
+		if dump, err = d.DumpWith(ctx, a.Cfg.ContainerdConfig, cfg, a.Cfg.DropInPath(), content); err == nil {
 			err = ctrdconfig.CheckDump(dump, p.Offered)
 		}
 	} else {

@@ -336,11 +336,9 @@ func (s *Service) newWatcher(cfg Config) (*watcher, error) {
 		{dir: filepath.Clean(cfg.PolicyDir), what: trigPolicy},
 		{dir: filepath.Dir(filepath.Clean(cfg.ContainerdConfig)), base: filepath.Base(cfg.ContainerdConfig), what: trigConfig},
 	}
-	if cfg.DropIn != "" {
-		// The drop-in's directory, every file in it: the drop-in's own
-		// drift, and other tools' drop-ins that may claim a handler.
-		w.targets = append(w.targets, target{dir: filepath.Dir(filepath.Clean(cfg.DropIn)), what: trigForeign, own: filepath.Base(cfg.DropIn)})
-	}
+	// The drop-in's directory, every file in it: the drop-in's own drift,
+	// and other tools' drop-ins that may claim a handler.
+	w.targets = append(w.targets, target{dir: filepath.Dir(filepath.Clean(cfg.DropInPath())), what: trigForeign, own: filepath.Base(cfg.DropInPath())})
 	w.addResolvedConfig()
 	w.addImports()
 	newFW := s.NewWatcher

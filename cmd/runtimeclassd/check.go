@@ -190,8 +190,8 @@ func statusFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			}
 		}
 		fmt.Fprintf(w, "mode:\t%s\n", e.cfg.Mode)
-		for _, f := range []string{e.cfg.ContainerdConfig, e.cfg.DropIn} {
-			if f == "" || f == e.cfg.DropIn && e.cfg.Mode == daemon.ModePatch && !exists(f) {
+		for _, f := range []string{e.cfg.ContainerdConfig, e.cfg.DropInPath()} {
+			if f == e.cfg.DropInPath() && e.cfg.Mode == daemon.ModePatch && !exists(f) {
 				continue
 			}
 			managed, err := daemon.ManagedBlocks(f)

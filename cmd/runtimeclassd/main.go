@@ -137,7 +137,7 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.cfg.NFDFeatureFile, "nfd-feature-file", d.NFDFeatureFile, "Node Feature Discovery feature `FILE` (\"\" disables)")
 	fs.Var(&enumValue{val: &g.cfg.Mode, allowed: []string{daemon.ModePatch, daemon.ModeDropIn, daemon.ModeAuto}}, "mode", "where handlers are written: patch (config.toml), drop-in (one file config.toml imports; containerd 2.x) or auto")
 	g.cfg.Mode = d.Mode
-	fs.StringVar(&g.cfg.DropIn, "drop-in", d.DropIn, "the drop-in `FILE` of mode drop-in")
+	fs.StringVar(&g.cfg.DropIn, "drop-in", d.DropIn, "the drop-in `FILE` of mode drop-in (default: conf.d/50-runtimeclassd.toml next to containerd's config)")
 	fs.BoolVar(&g.version, "version", false, "print the version and exit")
 	fs.BoolVar(&g.version, "v", false, "print the version and exit")
 }

@@ -70,7 +70,7 @@ func TestSmokeThroughTheCLI(t *testing.T) {
 			// broken handler makes it exit 1.
 			code := n.run("check", "--smoke")
 			out := n.stdout.String()
-			if code != 1 || !regexp.MustCompile(`(?m)^runc-alt\s+passed\s+\d+ms`).MatchString(out) || !regexp.MustCompile(`(?m)^broken\s+failed\s+.*RunPodSandbox with handler broken`).MatchString(out) {
+			if code != 1 || !regexp.MustCompile(`(?m)^runc-alt\s+passed\s+[0-9.]+m?s\s`).MatchString(out) || !regexp.MustCompile(`(?m)^broken\s+failed\s+.*RunPodSandbox with handler broken`).MatchString(out) {
 				t.Fatalf("check --smoke: exit %d\n%s\n%s", code, out, &n.stderr)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -47,6 +47,9 @@ type Settings struct {
 	StateDir         string `toml:"state_dir"`
 	NFDFeatureFile   string `toml:"nfd_feature_file"`
 	ContainerdUnit   string `toml:"containerd_unit"`
+	// DropInFile is drop_in when the config sets it; the default is under
+	// config.toml's directory, writable already.
+	DropInFile string `toml:"drop_in"`
 }
 
 // Defaults are the daemon's defaults for Settings.
@@ -121,11 +124,26 @@ func (s Settings) Writable(root string) (dirs, create, rejected []string) {
 			}
 		}
 	}
+	if s.DropInFile != "" && !under(filepath.Dir(s.DropInFile), dirs) {
+		// The drop-in's directory (mode drop-in), when the config puts it
+		// elsewhere; it must exist.
+		add(filepath.Dir(s.DropInFile), false)
+	}
 	add(s.StateDir, true)
 	if s.NFDFeatureFile != "" {
 		add(filepath.Dir(s.NFDFeatureFile), true)
 	}
 	return dirs, create, rejected
+}
+
+// under reports whether dir is one of dirs or inside one.
+func under(dir string, dirs []string) bool {
+	for _, d := range dirs {
+		if dir == d || strings.HasPrefix(dir, d+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // DropIn renders the drop-in for the settings.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,5 +142,20 @@ func TestPrintShell(t *testing.T) {
 	}
 	if string(got) != "/etc/containerd/config.toml|/var/lib/it's|/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd|ctrd.service" {
 		t.Fatalf("shell assignments give %q:\n%s", got, &out)
+	}
+}
+
+// A drop-in outside config.toml's directory gets its own writable path;
+// the default one, under /etc/containerd, needs none.
+func TestDropInPath(t *testing.T) {
+	t.Parallel()
+	s := Defaults()
+	dirs, _, _ := s.Writable(t.TempDir())
+	if strings.Contains(strings.Join(dirs, " "), "conf.d") {
+		t.Fatalf("the default drop-in's directory listed on its own: %v", dirs)
+	}
+	s.DropInFile = "/srv/containerd.d/50-runtimeclassd.toml"
+	if dirs, _, _ = s.Writable(t.TempDir()); !slices.Contains(dirs, "/srv/containerd.d") {
+		t.Fatalf("the drop-in's directory is not writable: %v", dirs)
 	}
 }

@@ -136,8 +136,10 @@ func bootNodeWith(t *testing.T, name string, major int, with nodeOptions) *node 
 func (n *node) install() {
 	n.copyFile(debFile, "/var/tmp/runtimeclassd.deb", 0o644)
 	// A port of its own: every node shares the host's network namespace.
+	// A short watchdog: every scenario (restarts, rollbacks, smoke tests)
+	// runs under it, and must never make systemd restart the daemon.
 	n.writeFile("/etc/systemd/system/runtimeclassd.service.d/e2e.conf", fmt.Sprintf(
-		"[Service]\nExecStart=\nExecStart=/usr/bin/runtimeclassd run --log-level info --web.listen-address 127.0.0.1:%d\n", n.port), 0o644)
+		"[Service]\nExecStart=\nExecStart=/usr/bin/runtimeclassd run --log-level info --web.listen-address 127.0.0.1:%d\nWatchdogSec=5s\n", n.port), 0o644)
 	// A container rootfs: just busybox.
 	n.copyFile(filepath.Join(rootfs, "bin/busybox"), "/var/lib/e2e-rootfs/bin/busybox", 0o755)
 	if n.major == 2 {

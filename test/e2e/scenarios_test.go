@@ -235,6 +235,15 @@ func scenarios(t *testing.T, n *node, dropIn bool) {
 		})
 	}
 
+	t.Run("the watchdog (5 s here) never fired through all of the above", func(t *testing.T) {
+		if got := n.mustSh("systemctl show -p WatchdogUSec --value runtimeclassd"); got != "5s" {
+			t.Fatalf("WatchdogUSec %q", got)
+		}
+		if r := n.unitRestarts(); r != 0 {
+			t.Fatalf("systemd restarted runtimeclassd %d times:\n%s", r, n.mustSh("journalctl --no-pager -u runtimeclassd | grep -i watchdog; true"))
+		}
+	})
+
 	t.Run("runtimeclassd revert restarts containerd over D-Bus and gives back the original bytes", func(t *testing.T) {
 		n.mustSh("systemctl stop runtimeclassd")
 		before := n.containerdPID()

@@ -29,6 +29,7 @@ type Metrics struct {
 	lastSuccess prometheus.Gauge
 	polling     prometheus.Gauge
 	backoff     prometheus.Gauge
+	required    *prometheus.GaugeVec
 	smokeOK     *prometheus.GaugeVec
 	smokeTook   *prometheus.GaugeVec
 	smokeTotal  *prometheus.CounterVec
@@ -66,6 +67,8 @@ func NewMetrics(ver string) *Metrics {
 			Help: "1 if inotify is unavailable and files are polled for changes instead, else 0."}),
 		backoff: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_retry_backoff_seconds",
 			Help: "The wait before retrying a reconcile that failed; 0 when the last one did not fail."}),
+		required: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_handler_required",
+			Help: "1 if the policy requires the node to offer the handler (required = true), else 0."}, []string{"handler"}),
 		smokeOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_smoke_test_ok",
 			Help: "1 if the handler's last sandbox smoke test passed, else 0 (failed, pending or skipped)."}, []string{"handler"}),
 		smokeTook: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtimeclassd_smoke_test_duration_seconds",
@@ -120,8 +123,10 @@ func (m *Metrics) observe(rep *Report, took time.Duration) {
 		return // what is offered was not looked at: it is what it was
 	}
 	m.ready.Reset()
+	m.required.Reset()
 	for _, h := range rep.Policy.Handlers {
 		m.ready.WithLabelValues(h.Name).Set(b2f(rep.Offered[h.Name]))
+		m.required.WithLabelValues(h.Name).Set(b2f(h.Required))
 	}
 	if rep.Plan == nil || rep.Plan.Policy != rep.Policy || rep.Plan.Readiness == nil {
 		return

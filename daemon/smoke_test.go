@@ -155,3 +155,16 @@ func TestSmokeLeftoversRemovedAtStart(t *testing.T) {
 		t.Fatal("leftover smoke sandboxes not removed at start")
 	}
 }
+
+// runtimeclassd_handler_required follows the policy's required key, for
+// the HandlerNotReady alert.
+func TestHandlerRequiredMetric(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.policy("p.toml", kataPolicy+"required = true\n[handlers.crun]\npreset = \"crun\"\n")
+	r.rec.Reconcile(context.Background())
+	m := r.rec.Metrics
+	if testutil.ToFloat64(m.required.WithLabelValues("kata")) != 1 || testutil.ToFloat64(m.required.WithLabelValues("crun")) != 0 {
+		t.Fatal("handler_required does not follow the policy")
+	}
+}

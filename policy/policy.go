@@ -66,6 +66,10 @@ type Handler struct {
 	Smoke string
 	// RuntimeClass is extra scheduling for its RuntimeClass manifest.
 	RuntimeClass *RuntimeClass
+	// Required says every node this policy reaches must offer the handler,
+	// even one whose host checks fail (the HandlerNotReady alert fires
+	// for it); otherwise a node that can't run it is expected not to.
+	Required bool
 }
 
 // Fields returns the handler's containerd runtime keys that are set.
@@ -244,6 +248,7 @@ type handlerSpec struct {
 	Options                                       map[string]any `toml:"options"`
 	Requires                                      []string       `toml:"requires"`
 	Smoke                                         *string        `toml:"smoke"`
+	Required                                      *bool          `toml:"required"`
 	RuntimeClass                                  *RuntimeClass  `toml:"runtimeclass"`
 }
 
@@ -493,6 +498,9 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 	}
 	if s.RuntimeClass != nil {
 		h.RuntimeClass = s.RuntimeClass
+	}
+	if s.Required != nil {
+		h.Required = *s.Required
 	}
 	for _, e := range checkScheduling(h.Smoke, h.RuntimeClass) {
 		fail(e.msg, e.key...)

@@ -177,6 +177,9 @@ type Slot struct {
 	// Name is the slot Lease's name; "" for a slot that Acquire let the
 	// node proceed without (OnUnreachable Proceed).
 	Name string
+	// Acquired is when the slot was taken, on this node's clock, just
+	// before the write that took it.
+	Acquired time.Time
 
 	b      *Budget
 	mu     sync.Mutex
@@ -377,6 +380,9 @@ func (b *Budget) slotLease(name string, cur *lease, now time.Time) *lease {
 // hold starts renewing a taken slot.
 func (b *Budget) hold(ctx context.Context, l *lease) *Slot {
 	s := &Slot{Name: l.Metadata.Name, b: b, lease: l, stop: make(chan struct{}), done: make(chan struct{})}
+	if l.Spec.AcquireTime != nil {
+		s.Acquired = l.Spec.AcquireTime.Time
+	}
 	go s.renewLoop(ctx)
 	return s
 }
@@ -469,17 +475,26 @@ func (s *Slot) Release(ctx context.Context) error {
 	s.mu.Lock()
 	l := *s.lease
 	s.mu.Unlock()
-	for range 3 {
+	// A slot not released stays idle for a whole lease: retry what the API
+	// server couldn't answer (throttled, down) until ctx ends.
+	bo := newBackoff(200*time.Millisecond, 2*time.Second, b.cfg.Rand)
+	for conflicts := 0; conflicts < 3; {
 		l.Spec.HolderIdentity = nil
 		l.Spec.RenewTime = mt(b.cfg.Clock.Now())
 		_, err := b.client.updateLease(ctx, &l)
-		if err == nil {
+		switch {
+		case err == nil:
 			b.cfg.Log.Info("restart slot released", "slot", s.Name)
 			return nil
-		}
-		if StatusCode(err) != http.StatusConflict {
+		case Unreachable(err):
+			if serr := sleep(ctx, b.cfg.Clock, bo.step()); serr != nil {
+				return fmt.Errorf("releasing %s (it expires by itself): %w", s.Name, err)
+			}
+			continue
+		case StatusCode(err) != http.StatusConflict:
 			return fmt.Errorf("releasing %s (it expires by itself): %w", s.Name, err)
 		}
+		conflicts++
 		cur, gerr := b.client.getLease(ctx, b.cfg.Namespace, s.Name)
 		if gerr != nil {
 			return fmt.Errorf("releasing %s (it expires by itself): %w", s.Name, gerr)

@@ -350,3 +350,36 @@ func TestBudgetSpreads(t *testing.T) {
 		t.Errorf("%d creates for 3 nodes and 3 slots, want 3 (no collision)", n)
 	}
 }
+
+// TestBudgetReleaseRetries: a release the API server throttles is retried,
+// so the slot doesn't sit idle for a lease.
+func TestBudgetReleaseRetries(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	s := mustAcquire(t, t.Context(), newTestBudget(t, f, clk, "a", 1))
+	clk.waitWaiters(t, 1) // the renewal's timer
+	var throttled atomic.Int32
+	f.fail = func(r *http.Request) int {
+		if r.Method == http.MethodPut && throttled.Add(1) <= 2 {
+			return http.StatusTooManyRequests
+		}
+		return 0
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Release(context.Background()) }()
+	<-s.done
+	clk.forget(10 * time.Second)
+	for range 2 {
+		clk.Advance(clk.waitWaiters(t, 1)[0])
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := f.holders(ns); len(got) != 0 {
+		t.Errorf("holders after a throttled release: %v", got)
+	}
+	if n := throttled.Load(); n != 3 {
+		t.Errorf("%d release attempts, want 3", n)
+	}
+}

@@ -50,7 +50,8 @@ type simRun struct {
 	EtcdCPU       float64 `json:"etcd_cpu"`        // cores
 	TakeoverMeanS float64 `json:"takeover_mean_s"` // death to takeover, mean
 	TakeoverMaxS  float64 `json:"takeover_max_s"`
-	TakenOver     int     `json:"taken_over"` // dead holders' slots taken over
+	TakenOver     int     `json:"taken_over"`   // dead holders' slots taken over
+	NotReleased   int     `json:"not_released"` // releases that failed (the slot expired instead)
 }
 
 func envInt(k string, def int) int {
@@ -102,9 +103,9 @@ func TestFleetSimulation(t *testing.T) {
 		for _, kill := range []bool{false, true} {
 			r := simulate(t, c, cfg, simParams{agents: agents, k: k, kill: kill, restart: restart, lease: lease, poll: poll, api: api, etcd: etcd})
 			runs = append(runs, r)
-			t.Logf("K=%d agents=%d killed=%d: rollout %.1fs (floor N/K×restart %.1fs, ×%.2f; with the deaths' leases %.1fs), max held %d, %.0f requests (%.0f/s, %0.f throttled), apiserver %.2f cores, etcd %.2f cores, takeover after death mean %.2fs max %.2fs (%d)",
+			t.Logf("K=%d agents=%d killed=%d: rollout %.1fs (floor N/K×restart %.1fs, ×%.2f; with the deaths' leases %.1fs), max held %d, %.0f requests (%.0f/s, %0.f throttled), apiserver %.2f cores, etcd %.2f cores, takeover after death mean %.2fs max %.2fs (%d), %d releases failed",
 				r.K, r.Agents, r.Killed, r.RolloutS, r.FloorS, r.RolloutS/r.FloorS, r.FloorDeathsS, r.MaxHeld, r.Requests, r.ReqPerS, r.Throttled,
-				r.APIServerCPU, r.EtcdCPU, r.TakeoverMeanS, r.TakeoverMaxS, r.TakenOver)
+				r.APIServerCPU, r.EtcdCPU, r.TakeoverMeanS, r.TakeoverMaxS, r.TakenOver, r.NotReleased)
 			if r.MaxHeld > k {
 				t.Errorf("K=%d: %d slots held at once", k, r.MaxHeld)
 			}
@@ -136,11 +137,13 @@ type simParams struct {
 	api, etcd            *process
 }
 
-// hold is one agent's time with a slot: from acquiring it to releasing it,
-// or, for a killed agent, to the slot's takeover by another.
+// hold is one agent's time with a slot: from Acquire's return to the call
+// of Release, or, for a killed agent, from the write that took the slot to
+// the return of the Acquire that took it over.
 type hold struct {
 	slot       string
 	start, end time.Time
+	acquired   time.Time // Slot.Acquired: just before the write that took it
 	dead       bool
 }
 
@@ -173,7 +176,7 @@ func simulate(t *testing.T, c *cluster, cfg *kube.Config, p simParams) simRun {
 	defer cancel()
 	var mu sync.Mutex
 	holds := make([]hold, 0, p.agents)
-	var restartTotal atomic.Int64
+	var restartTotal, releaseFailures atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, b := range budgets {
@@ -185,19 +188,21 @@ func simulate(t *testing.T, c *cluster, cfg *kube.Config, p simParams) simRun {
 				t.Errorf("agent %d: %v", i, err)
 				return
 			}
-			h := hold{slot: s.Name, start: time.Now()}
+			h := hold{slot: s.Name, start: time.Now(), acquired: s.Acquired}
 			if killed[i] {
 				// Dies holding the slot: no renewal, no release.
 				die()
-				h.dead = true
+				h.dead, h.start = true, s.Acquired
 			} else {
 				rs := time.Now()
 				time.Sleep(p.restart)
 				restartTotal.Add(int64(time.Since(rs)))
-				if err := s.Release(ctx); err != nil {
-					t.Errorf("agent %d: %v", i, err)
-				}
 				h.end = time.Now()
+				if err := s.Release(ctx); err != nil {
+					// Not a fault of the budget: the slot expires.
+					t.Logf("agent %d: %v", i, err)
+					releaseFailures.Add(1)
+				}
 			}
 			mu.Lock()
 			holds = append(holds, h)
@@ -222,7 +227,7 @@ func simulate(t *testing.T, c *cluster, cfg *kube.Config, p simParams) simRun {
 		for j := i + 1; j < len(holds); j++ {
 			if holds[j].slot == holds[i].slot {
 				holds[i].end = holds[j].start
-				takeovers = append(takeovers, holds[j].start.Sub(holds[i].start))
+				takeovers = append(takeovers, holds[j].acquired.Sub(holds[i].acquired))
 				break
 			}
 		}
@@ -235,6 +240,7 @@ func simulate(t *testing.T, c *cluster, cfg *kube.Config, p simParams) simRun {
 		Requests:     reqAfter - reqBefore,
 		Throttled:    throttledAfter - throttledBefore,
 		TakenOver:    len(takeovers),
+		NotReleased:  int(releaseFailures.Load()),
 	}
 	r.ReqPerS = r.Requests / r.RolloutS
 	r.APIServerCPU = float64(apiAfter-apiBefore) / clockTicks / r.RolloutS
@@ -245,7 +251,7 @@ func simulate(t *testing.T, c *cluster, cfg *kube.Config, p simParams) simRun {
 			sum += d
 			r.TakeoverMaxS = max(r.TakeoverMaxS, d.Seconds())
 			if d < p.lease {
-				t.Errorf("K=%d: a dead holder's slot taken over %v after its death, before its %v lease expired", p.k, d, p.lease)
+				t.Errorf("K=%d: a dead holder's slot taken over %v after the holder's last write, before its %v lease expired", p.k, d, p.lease)
 			}
 		}
 		r.TakeoverMeanS = (sum / time.Duration(len(takeovers))).Seconds()

@@ -17,12 +17,7 @@ import (
 // proposed are metrics the alert rules use that runtimeclassd does not
 // export yet; each says what it will be. The test fails once one is
 // exported, so that it leaves this list.
-var proposed = map[string]string{
-	// 1 if the policy requires the node to offer the handler (a boolean
-	// policy key), else 0; one series per policy handler, next to
-	// runtimeclassd_handler_ready.
-	"runtimeclassd_handler_required": "per-handler gauge {handler}",
-}
+var proposed = map[string]string{}
 
 // The alert rules shipped in the package (packaging/prometheus-alerts.yml):
 // each waits (for:), links to its section of docs/RUNBOOK.md, has a

@@ -62,7 +62,7 @@ func exported(t *testing.T) (names map[string]bool, prefixes []string) {
 				case "NewProcessCollector":
 					prefixes = append(prefixes, "process_")
 				case "NewCollector": // prometheus/common/version
-					if len(n.Args) == 1 {
+					if len(n.Args) >= 1 { // the namespace, then options
 						if lit, ok := n.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
 							s, _ := strconv.Unquote(lit.Value)
 							names[s+"_build_info"] = true

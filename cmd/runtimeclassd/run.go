@@ -41,13 +41,22 @@ func (e *env) runDaemon(ctx context.Context, o *runOptions) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	svc := &daemon.Service{Reconciler: rec, Notifier: systemd.Notifier{}, Log: e.log, Hup: hup, Ready: make(chan struct{})}
+	var notifier daemon.Notifier = systemd.Notifier{}
+	idle := collectWhenIdle()
+	if idle {
+		notifier = releasingNotifier{notifier}
+	}
+	svc := &daemon.Service{Reconciler: rec, Notifier: notifier, Log: e.log, Hup: hup, Ready: make(chan struct{})}
 	if o.listen != "" {
 		mux, err := e.mux(metrics, svc.Ready)
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		var handler http.Handler = mux
+		if idle {
+			handler = releasingHandler(mux)
+		}
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			listens := []string{o.listen}
 			err := web.ListenAndServe(srv, &web.FlagConfig{WebListenAddresses: &listens, WebConfigFile: &o.webConfig}, e.log.With("component", "web"))

@@ -125,6 +125,11 @@ func alternativeRuntimes(t *testing.T, n *node, crunWorks bool) {
 			if s := handlerLine(status, "crun"); !strings.Contains(s, crunTooOld) {
 				t.Errorf("status of crun lacks %q: %q", crunTooOld, s)
 			}
+			// check --smoke runs the test on demand, and fails with it.
+			out, err := n.sh("runtimeclassd check --smoke")
+			if s := handlerLine(out[strings.Index(out, "SMOKE TEST")+1:], "crun"); err == nil || !strings.Contains(s, "failed") || !strings.Contains(s, crunTooOld) {
+				t.Errorf("check --smoke (%v) does not fail crun with %q:\n%s", err, crunTooOld, out)
+			}
 		}
 		if got := n.containerdStarts(); got != starts+1 {
 			t.Errorf("containerd started %d times, want exactly once", got-starts)

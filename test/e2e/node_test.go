@@ -195,8 +195,12 @@ func (n *node) enablePods() {
 	if sandbox == "" {
 		n.t.Fatalf("node %s: no sandbox image in containerd's config", n.name)
 	}
-	n.mustSh("ctr -n k8s.io images import /var/tmp/e2e-image.tar >/dev/null")
-	n.mustSh(fmt.Sprintf("ctr -n k8s.io images tag --force %s %s >/dev/null", localImage, sandbox))
+	// containerd may be restarting under us (the daemon's first reconcile
+	// at boot): try until an import lands.
+	n.waitFor("the local image imported", 60*time.Second, func() error {
+		_, err := n.sh(fmt.Sprintf("ctr -n k8s.io images import /var/tmp/e2e-image.tar >/dev/null && ctr -n k8s.io images tag --force %s %s >/dev/null", localImage, sandbox))
+		return err
+	})
 }
 
 func (n *node) copyFile(src, dst string, mode os.FileMode) {

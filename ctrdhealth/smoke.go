@@ -53,17 +53,22 @@ type SmokeResult struct {
 	// Detail is the CRI error of a failure, or why the test was pending or
 	// skipped.
 	Detail string `json:"detail,omitempty"`
-	// Run, Stop and Remove are how long each CRI call took; Took the whole.
-	Run    time.Duration `json:"run_ns"`
-	Stop   time.Duration `json:"stop_ns"`
-	Remove time.Duration `json:"remove_ns"`
-	Took   time.Duration `json:"took_ns"`
+	// Run is how long the sandbox took to run, Container how long a
+	// container took to be created and started in it, Stop and Remove how
+	// long stopping and removing both took; Took the whole.
+	Run       time.Duration `json:"run_ns"`
+	Container time.Duration `json:"container_ns"`
+	Stop      time.Duration `json:"stop_ns"`
+	Remove    time.Duration `json:"remove_ns"`
+	Took      time.Duration `json:"took_ns"`
 }
 
-// Smoke starts a pod sandbox through the CRI with handler, as kubelet would
-// for a pod of that RuntimeClass, then stops and removes it. The sandbox is
-// labelled as runtimeclassd's and uniquely named; it is removed whatever
-// happens (RemoveLeftovers finds it after a crash).
+// Smoke starts a pod through the CRI with handler, as kubelet would for a
+// pod of that RuntimeClass: a sandbox, and in it a container of the sandbox
+// image (a runtime can start sandboxes and still hang on containers); then
+// it stops and removes both. The sandbox is labelled as runtimeclassd's and
+// uniquely named; it is removed whatever happens (RemoveLeftovers finds it
+// after a crash).
 func (c *Checker) Smoke(ctx context.Context, handler string, opts SmokeOptions) (res SmokeResult) {
 	start := time.Now()
 	res.Handler = handler
@@ -147,17 +152,56 @@ func (c *Checker) Smoke(ctx context.Context, handler string, opts SmokeOptions) 
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	t0 = time.Now()
-	_, stopErr := rt.StopPodSandbox(cleanup, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+	cid, cerr := startContainer(ctx, rt, id, config, image)
+	res.Container = time.Since(t0)
+	t0 = time.Now()
+	var stopErr, rmErr error
+	if cid != "" {
+		_, stopErr = rt.StopContainer(cleanup, &runtimeapi.StopContainerRequest{ContainerId: cid, Timeout: 10})
+	}
+	if _, err := rt.StopPodSandbox(cleanup, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		stopErr = errors.Join(stopErr, err)
+	}
 	res.Stop = time.Since(t0)
 	t0 = time.Now()
-	_, rmErr := rt.RemovePodSandbox(cleanup, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
-	res.Remove = time.Since(t0)
-	if err := errors.Join(stopErr, rmErr); err != nil {
-		res.Result, res.Detail = SmokeFailed, fmt.Sprintf("the sandbox ran, but stopping and removing it failed: %v", err)
-		return res
+	if cid != "" {
+		_, rmErr = rt.RemoveContainer(cleanup, &runtimeapi.RemoveContainerRequest{ContainerId: cid})
 	}
-	res.Result = SmokePassed
+	if _, err := rt.RemovePodSandbox(cleanup, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		rmErr = errors.Join(rmErr, err)
+	}
+	res.Remove = time.Since(t0)
+	switch {
+	case cerr != nil:
+		res.Result, res.Detail = SmokeFailed, fmt.Sprintf("the sandbox ran, but a container in it did not start: %v", cerr)
+	case stopErr != nil || rmErr != nil:
+		res.Result, res.Detail = SmokeFailed, fmt.Sprintf("the pod ran, but stopping and removing it failed: %v", errors.Join(stopErr, rmErr))
+	default:
+		res.Result = SmokePassed
+	}
 	return res
+}
+
+// startContainer creates and starts, in the sandbox, a container of the
+// sandbox image with its own entrypoint, and returns its ID ("" if it was
+// not created).
+func startContainer(ctx context.Context, rt runtimeapi.RuntimeServiceClient, sandbox string, sc *runtimeapi.PodSandboxConfig, image string) (string, error) {
+	c, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
+		PodSandboxId: sandbox,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "smoke"},
+			Image:    &runtimeapi.ImageSpec{Image: image},
+			Labels:   map[string]string{SmokeLabel: "true"},
+		},
+		SandboxConfig: sc,
+	})
+	if err != nil {
+		return "", fmt.Errorf("CreateContainer: %w", err)
+	}
+	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: c.GetContainerId()}); err != nil {
+		return c.GetContainerId(), fmt.Errorf("StartContainer: %w", err)
+	}
+	return c.GetContainerId(), nil
 }
 
 // RemoveLeftovers stops and removes every smoke-test sandbox containerd
@@ -179,6 +223,14 @@ func (c *Checker) removeSandboxes(ctx context.Context, rt runtimeapi.RuntimeServ
 	}
 	var errs []error
 	n := 0
+	// Containers first: a sandbox is removed with them, but stopping them
+	// on their own keeps each stop bounded.
+	if cs, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{SmokeLabel: "true"}}}); err == nil {
+		for _, c := range cs.GetContainers() {
+			rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.GetId(), Timeout: 10})
+			rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.GetId()})
+		}
+	}
 	for _, sb := range list.GetItems() {
 		_, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.GetId()})
 		if err == nil {

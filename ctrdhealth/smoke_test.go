@@ -21,6 +21,22 @@ const smokeImage = "e2e.local/pause:1"
 // has a runc handler and one whose runtime binary is /usr/bin/false.
 func startSmokeContainerd(t *testing.T, major int, noImage bool) string {
 	t.Helper()
+	// A runtime that starts sandboxes and refuses every other container, as
+	// gVisor did through the runc shim before its wrapper was fixed.
+	wrapper := filepath.Join(t.TempDir(), "sandboxes-only")
+	os.WriteFile(wrapper, []byte(`#!/bin/sh
+prev=
+for a in "$@"; do
+  if [ "$prev" = --bundle ]; then bundle=$a; fi
+  if [ "$a" = create ]; then create=1; fi
+  prev=$a
+done
+if [ -n "$create" ] && grep -q '"io.kubernetes.cri.container-type":"container"' "$bundle/config.json"; then
+  echo "this runtime runs no containers" >&2
+  exit 1
+fi
+exec /usr/sbin/runc "$@"
+`), 0o755)
 	cri, images := `"io.containerd.grpc.v1.cri"`, `"io.containerd.grpc.v1.cri"`
 	version, pin := 2, fmt.Sprintf("[plugins.%s]\nsandbox_image = %q\nrestrict_oom_score_adj = true\n", cri, smokeImage)
 	if major == 2 {
@@ -28,8 +44,9 @@ func startSmokeContainerd(t *testing.T, major int, noImage bool) string {
 		version, pin = 3, fmt.Sprintf("[plugins.%s.pinned_images]\nsandbox = %q\n[plugins.%s]\nrestrict_oom_score_adj = true\n", images, smokeImage, cri)
 	}
 	cfg := fmt.Sprintf("version = %d\n%s[plugins.%s.containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n"+
-		"[plugins.%s.containerd.runtimes.broken]\nruntime_type = \"io.containerd.runc.v2\"\n[plugins.%s.containerd.runtimes.broken.options]\nBinaryName = \"/usr/bin/false\"\n",
-		version, pin, cri, cri, cri)
+		"[plugins.%s.containerd.runtimes.broken]\nruntime_type = \"io.containerd.runc.v2\"\n[plugins.%s.containerd.runtimes.broken.options]\nBinaryName = \"/usr/bin/false\"\n"+
+		"[plugins.%s.containerd.runtimes.nocontainers]\nruntime_type = \"io.containerd.runc.v2\"\n[plugins.%s.containerd.runtimes.nocontainers.options]\nBinaryName = %q\n",
+		version, pin, cri, cri, cri, cri, cri, wrapper)
 	file := filepath.Join(t.TempDir(), "config.toml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -79,12 +96,17 @@ func TestSmokeRealContainerd(t *testing.T) {
 			if ok.Result != SmokePassed {
 				t.Fatalf("runc: %+v", ok)
 			}
-			t.Logf("containerd %d.x: runc sandbox ran in %v (run %v, stop %v, remove %v)", major, ok.Took, ok.Run, ok.Stop, ok.Remove)
+			t.Logf("containerd %d.x: a runc pod ran in %v (sandbox %v, container %v, stop %v, remove %v)", major, ok.Took, ok.Run, ok.Container, ok.Stop, ok.Remove)
 			bad := c.Smoke(ctx, "broken", opts)
 			if bad.Result != SmokeFailed || !strings.Contains(bad.Detail, "RunPodSandbox with handler broken") {
 				t.Fatalf("broken: %+v", bad)
 			}
 			t.Logf("containerd %d.x: broken handler: %s", major, bad.Detail)
+			// Sandboxes run, containers don't: a sandbox alone would pass.
+			nc := c.Smoke(ctx, "nocontainers", opts)
+			if nc.Result != SmokeFailed || !strings.Contains(nc.Detail, "a container in it did not start") || !strings.Contains(nc.Detail, "sandboxes-only") {
+				t.Fatalf("nocontainers: %+v", nc)
+			}
 			if n, err := c.SmokeSandboxes(ctx); err != nil || n != 0 {
 				t.Fatalf("%d smoke sandboxes left (%v)", n, err)
 			}

@@ -37,7 +37,7 @@ const (
 // SmokeResult is the outcome of one smoke test.
 type SmokeResult struct {
 	Handler, Result, Detail string
-	Run, Stop, Remove, Took time.Duration
+	Run, Container, Stop, Remove, Took time.Duration
 }
 
 // SmokeRecord is a handler's last smoke test, kept in the state file. It
@@ -162,7 +162,7 @@ func (r *Reconciler) smoke(ctx context.Context, h policy.Handler, block string) 
 	rec := SmokeRecord{Block: block, Result: res.Result, Detail: res.Detail, At: r.now().UTC(), Took: res.Took}
 	switch res.Result {
 	case SmokePassed:
-		r.Log.Info("smoke test passed: a sandbox ran with the handler", "handler", h.Name, "took", res.Took.Round(time.Millisecond))
+		r.Log.Info("smoke test passed: a pod (sandbox and container) ran with the handler", "handler", h.Name, "took", res.Took.Round(time.Millisecond))
 	case SmokeFailed:
 		r.Log.Error("smoke test failed: the handler stays in config.toml, not offered", "handler", h.Name, "err", res.Detail)
 	default:

@@ -64,9 +64,9 @@ func (e *env) checkSmoke(ctx context.Context, output string) error {
 		printChecks(e, results)
 		fmt.Fprintln(e.stdout)
 		w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "HANDLER\tSMOKE TEST\tTOOK\tRUN\tSTOP\tREMOVE\tDETAIL")
+		fmt.Fprintln(w, "HANDLER\tSMOKE TEST\tTOOK\tSANDBOX\tCONTAINER\tSTOP\tREMOVE\tDETAIL")
 		for _, r := range smokes {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Handler, r.Result, ms(r.Took), ms(r.Run), ms(r.Stop), ms(r.Remove), r.Detail)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Handler, r.Result, ms(r.Took), ms(r.Run), ms(r.Container), ms(r.Stop), ms(r.Remove), r.Detail)
 		}
 		w.Flush()
 	}

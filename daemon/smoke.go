@@ -36,7 +36,7 @@ const (
 
 // SmokeResult is the outcome of one smoke test.
 type SmokeResult struct {
-	Handler, Result, Detail string
+	Handler, Result, Detail            string
 	Run, Container, Stop, Remove, Took time.Duration
 }
 

@@ -201,6 +201,9 @@ func (s *Slot) Lost() error {
 	return s.lost
 }
 
+// maxSlow bounds how far congestion stretches the poll interval.
+const maxSlow = 8
+
 // ErrGaveUp is wrapped in Acquire's error when ctx ended while waiting.
 var ErrGaveUp = errors.New("gave up waiting for a restart slot")
 
@@ -213,8 +216,14 @@ func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
 	var unreachableSince time.Time
 	marked := false
 	bo := newBackoff(time.Second, b.cfg.PollInterval*4, b.cfg.Rand)
+	// slow stretches the poll interval while the API server is slow to
+	// answer or throttles: congestion control, so that the fleet's load
+	// follows what the API server serves, however many nodes wait.
+	slow := time.Duration(1)
 	for {
+		began := b.cfg.Clock.Now()
 		l, err := b.try(ctx)
+		took := b.cfg.Clock.Now().Sub(began)
 		if ctx.Err() != nil {
 			b.setWaiting(false, "")
 			return nil, fmt.Errorf("%w: %w", ErrGaveUp, ctx.Err())
@@ -230,6 +239,10 @@ func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
 		wait := jitter(b.cfg.PollInterval, b.cfg.Rand)
 		var reason string
 		switch {
+		case StatusCode(err) == http.StatusTooManyRequests:
+			slow = min(slow*2, maxSlow)
+			reason = "the API server is throttling: " + err.Error()
+			wait = jitter(b.cfg.PollInterval*slow, b.cfg.Rand)
 		case err != nil && Unreachable(err):
 			now := b.cfg.Clock.Now()
 			if unreachableSince.IsZero() {
@@ -250,6 +263,12 @@ func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
 			unreachableSince = time.Time{}
 			bo.reset()
 			reason = fmt.Sprintf("all restart slots are held (%d)", b.cfg.Slots)
+			if took > b.cfg.PollInterval/10 {
+				slow = min(slow*2, maxSlow)
+			} else if slow > 1 {
+				slow /= 2
+			}
+			wait = jitter(b.cfg.PollInterval*slow, b.cfg.Rand)
 		}
 		if w, r := b.Waiting(); !w || r != reason {
 			b.cfg.Log.Info("waiting for a restart slot", "reason", reason)

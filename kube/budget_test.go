@@ -383,3 +383,38 @@ func TestBudgetReleaseRetries(t *testing.T) {
 		t.Errorf("%d release attempts, want 3", n)
 	}
 }
+
+// TestBudgetThrottled: a waiting node that the API server throttles looks
+// less often (up to 8 poll intervals), and as often as before once it is
+// answered again.
+func TestBudgetThrottled(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	mustAcquire(t, t.Context(), newTestBudget(t, f, clk, "a", 1))
+	clk.waitWaiters(t, 1)
+	clk.forget(10 * time.Second) // a's renewals: not this test's concern
+	var throttle atomic.Bool
+	throttle.Store(true)
+	f.fail = func(r *http.Request) int {
+		if throttle.Load() && r.Method == http.MethodGet {
+			return http.StatusTooManyRequests
+		}
+		return 0
+	}
+	b := newTestBudget(t, f, clk, "b", 1)
+	p := acquireAsync(t.Context(), b)
+	var waits []time.Duration
+	for i := range 6 {
+		ds := clk.waitWaiters(t, 1)
+		waits = append(waits, ds[0])
+		if i == 3 {
+			throttle.Store(false)
+		}
+		clk.tick(t, ds[0], p.done.Load)
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 40 * time.Second, 20 * time.Second, 10 * time.Second}
+	if !equalDurations(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+}

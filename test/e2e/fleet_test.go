@@ -370,6 +370,18 @@ func TestFleetBudget(t *testing.T) {
 		t.Errorf("the fleet token creating a ConfigMap: %v, want Forbidden", err)
 	}
 
+	// A client certificate of the node's own, in the group the manifest
+	// binds, serves as well as the shared token (docs/FLEET.md, option 1).
+	own := newAgent(t, c.userKubeconfig("runtimeclassd:node:node-9", "runtimeclassd:nodes"), "node-9", 1)
+	release, err := own.fleet.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("a per-node certificate in runtimeclassd:nodes: %v", err)
+	}
+	release()
+	if _, _, _, err := own.fleet.Held(ctx, strings.Repeat("0", 64)); err != nil {
+		t.Errorf("a per-node certificate reading the failure record: %v", err)
+	}
+
 	const restartTime = 300 * time.Millisecond
 	agents := []*agent{newAgent(t, conf, "node-1", 1), newAgent(t, conf, "node-2", 1), newAgent(t, conf, "node-3", 1)}
 	var mu sync.Mutex

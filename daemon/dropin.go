@@ -45,6 +45,15 @@ func (a *Applier) mode(ctx context.Context) (string, error) {
 		return "", &InvalidError{fmt.Errorf("mode %q must be %q, %q or %q", m, ModePatch, ModeDropIn, ModeAuto)}
 	}
 	if a.major == 0 {
+		// A config of version 3 or more is containerd 2.x's: 1.x can't read
+		// it. Otherwise ask the binary.
+		if b, err := os.ReadFile(a.Cfg.ContainerdConfig); err == nil {
+			if v, err := ctrdconfig.FileVersion(b); err == nil && v >= 3 {
+				a.major = 2
+			}
+		}
+	}
+	if a.major == 0 {
 		v, err := a.Validator.DefaultVersion(ctx)
 		if err != nil {
 			return "", fmt.Errorf("telling containerd's version, for mode %s: %w", m, err)

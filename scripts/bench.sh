@@ -45,7 +45,8 @@ CGO_ENABLED=0 go build -buildmode=pie -trimpath -tags runtimeclassd_lite -ldflag
   GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/clikingpin" ./clikingpin)
 (cd tools/bench && GOWORK=off go run . -rcd "$PWD/../../bin/runtimeclassd" -nvidia-ctk "$NVCTK" \
   -containerd1 /usr/bin/containerd -containerd2 "$CTRD2" ${e2e:+-e2e "$e2e"} -docs "$PWD/../../docs/BENCHMARKS.md" \
-  -rcd-pie "$work/runtimeclassd-pie" -cli-flag "$work/cliflag" -cli-kingpin "$work/clikingpin")
+  -rcd-pie "$work/runtimeclassd-pie" -cli-flag "$work/cliflag" -cli-kingpin "$work/clikingpin" \
+  -packaged-config "$PWD/../../packaging/config.toml")
 
 # hyperfine runs each command's runs together, not interleaved: on a shared
 # machine its ratios move with the load; the table above is the figure.

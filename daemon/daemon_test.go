@@ -200,6 +200,8 @@ func newRig(t *testing.T) *rig {
 	cfg.StateDir = filepath.Join(dir, "state")
 	cfg.NFDFeatureFile = filepath.Join(dir, "features.d/runtimeclassd")
 	cfg.Debounce = Duration(50 * time.Millisecond)
+	// The fake validator, not the installed binary, is containerd here.
+	cfg.ContainerdBin = filepath.Join(dir, "no-such-containerd")
 	os.MkdirAll(filepath.Dir(cfg.ContainerdConfig), 0o755)
 	os.MkdirAll(cfg.PolicyDir, 0o755)
 	os.WriteFile(cfg.ContainerdConfig, []byte(handwritten), 0o644)

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
@@ -54,6 +57,11 @@ func (a *Applier) mode(ctx context.Context) (string, error) {
 		}
 	}
 	if a.major == 0 {
+		// The binary's Go build info names its module, .../v2 from 2.0 on:
+		// read without running it.
+		a.major = binaryMajor(a.Cfg.ContainerdBin)
+	}
+	if a.major == 0 {
 		v, err := a.Validator.DefaultVersion(ctx)
 		if err != nil {
 			return "", fmt.Errorf("telling containerd's version, for mode %s: %w", m, err)
@@ -70,6 +78,37 @@ func (a *Applier) mode(ctx context.Context) (string, error) {
 		return ModePatch, nil
 	}
 	return "", &InvalidError{errDropInOn1x}
+}
+
+// binaryMajor is containerd's major version from the main package path in
+// the binary's Go build info (github.com/containerd/containerd/cmd/containerd
+// for 1.x, .../containerd/v2/cmd/containerd for 2.x), or 0 when it can't
+// tell: not found, not a Go binary, a wrapper script, another build.
+func binaryMajor(bin string) int {
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return 0
+	}
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	rest, ok := strings.CutPrefix(bi.Path, "github.com/containerd/containerd/")
+	if !ok || !strings.HasSuffix(rest, "cmd/containerd") {
+		return 0
+	}
+	if v, ok := strings.CutPrefix(rest, "v"); ok {
+		n, _, _ := strings.Cut(v, "/")
+		major, err := strconv.Atoi(n)
+		if err != nil || major < 2 {
+			return 0
+		}
+		return major
+	}
+	if rest != "cmd/containerd" {
+		return 0
+	}
+	return 1
 }
 
 // FilePlan is a second file a plan writes or removes: the drop-in.

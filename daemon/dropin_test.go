@@ -3,11 +3,14 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runtimeclassd/runtimeclassd/internal/testbin"
 )
 
 // dropInRig is a rig on containerd 2.x in drop-in mode, with a version 3
@@ -164,6 +167,42 @@ func TestDropInRefusedOn1x(t *testing.T) {
 	if rep := r.rec.Reconcile(context.Background()); rep.Outcome != OutcomeApplied || !strings.Contains(string(r.config()), "handler=kata") {
 		t.Fatalf("auto on 1.x: %+v (%v)", rep, rep.Err)
 	}
+}
+
+// Mode auto tells containerd's major version from the binary's Go build
+// info, without running it; a binary it can't read (a wrapper script here)
+// is asked with config default.
+func TestBinaryMajor(t *testing.T) {
+	for _, major := range []int{1, 2} {
+		if got := binaryMajor(testbin.Containerd(t, major)); got != major {
+			t.Errorf("containerd %d.x: binaryMajor %d", major, got)
+		}
+	}
+	script := filepath.Join(t.TempDir(), "containerd")
+	os.WriteFile(script, []byte("#!/bin/sh\nexec containerd \"$@\"\n"), 0o755)
+	self, _ := os.Executable()
+	for _, bin := range []string{script, self, filepath.Join(t.TempDir(), "missing")} {
+		if got := binaryMajor(bin); got != 0 {
+			t.Errorf("%s: binaryMajor %d, want 0", bin, got)
+		}
+	}
+	for _, major := range []int{1, 2} {
+		r := newRig(t)
+		r.cfg.ContainerdBin, r.cfg.Mode = testbin.Containerd(t, major), ModeAuto
+		a := &Applier{Cfg: r.cfg, Validator: noDefault{}}
+		mode, err := a.mode(context.Background())
+		if want := map[int]string{1: ModePatch, 2: ModeDropIn}[major]; err != nil || mode != want {
+			t.Errorf("containerd %d.x, version 2 config: mode %q (%v), want %q", major, mode, err, want)
+		}
+	}
+}
+
+// noDefault is a Validator that fails a test asking it for the default
+// version.
+type noDefault struct{ fakeValidator }
+
+func (noDefault) DefaultVersion(context.Context) (int, error) {
+	return 0, errors.New("containerd was run for its default version")
 }
 
 // The daemon watches the drop-in: drift there is repaired at once, and a

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -108,8 +107,6 @@ const (
 	maxDepth      = 4
 )
 
-var bareKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // pathWords mark a key of an unknown shim as naming a file or binary.
 var pathWords = []string{"path", "bin", "root", "dir", "file", "exec", "cmd", "command", "sock"}
 
@@ -134,7 +131,7 @@ func checkOptions(runtimeType string, opts map[string]any) []fieldErr {
 	seen := map[string]string{} // canonical (or lowercase) -> key as written
 	for _, k := range slices.Sorted(maps.Keys(opts)) {
 		key := []string{"options", k}
-		if !bareKey.MatchString(k) {
+		if !isBareKey(k) {
 			errs = append(errs, fieldErr{key: key, msg: fmt.Sprintf("option key %s must be letters, digits, '_' and '-' only (at most 64)", quoteKey(k))})
 			continue
 		}
@@ -270,7 +267,7 @@ func checkValue(v any, depth int) []fieldErr {
 		var errs []fieldErr
 		seen := map[string]string{}
 		for _, k := range slices.Sorted(maps.Keys(x)) {
-			if !bareKey.MatchString(k) {
+			if !isBareKey(k) {
 				errs = append(errs, fieldErr{key: []string{k}, msg: fmt.Sprintf("option key %s must be letters, digits, '_' and '-' only (at most 64)", quoteKey(k))})
 				continue
 			}
@@ -380,7 +377,7 @@ func optionPaths(runtimeType string, opts map[string]any) []PathValue {
 // quoteKey spells a key for a message: bare when it may be, else quoted
 // with every unprintable character escaped.
 func quoteKey(k string) string {
-	if bareKey.MatchString(k) {
+	if isBareKey(k) {
 		return k
 	}
 	return fmt.Sprintf("%+q", k)

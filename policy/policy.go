@@ -24,7 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -438,19 +437,12 @@ type fieldErr struct {
 	msg string
 }
 
-var (
-	dnsLabel    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	runtimeType = regexp.MustCompile(`^io\.containerd\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?\.v[0-9]+$`)
-	plainWord   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	annotation  = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
-)
-
 // resolve applies the preset and checks every rule for one handler.
 func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 	var errs []fieldErr
 	fail := func(msg string, key ...string) { errs = append(errs, fieldErr{key: key, msg: msg}) }
 
-	if len(name) > 63 || !dnsLabel.MatchString(name) {
+	if len(name) > 63 || !isDNSLabel(name) {
 		fail("handler name must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)")
 	}
 	h := Handler{Name: name}
@@ -519,14 +511,14 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 	switch {
 	case h.RuntimeType == "":
 		fail("runtime_type is required (or set a preset)", "runtime_type")
-	case !runtimeType.MatchString(h.RuntimeType):
+	case !isRuntimeType(h.RuntimeType):
 		fail(fmt.Sprintf("runtime_type %q must look like io.containerd.NAME.vN", h.RuntimeType), "runtime_type")
 	}
 	for _, kv := range []struct {
 		key string
 		v   string
 	}{{"snapshotter", h.Snapshotter}, {"sandboxer", h.Sandboxer}, {"io_type", h.IOType}} {
-		if kv.v != "" && !plainWord.MatchString(kv.v) {
+		if kv.v != "" && !isPlainWord(kv.v) {
 			fail(fmt.Sprintf("%q is not a plain name", kv.v), kv.key)
 		}
 	}
@@ -538,7 +530,7 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 			switch {
 			case strings.Contains(a, "*"):
 				fail(fmt.Sprintf("wildcard %q would let any pod set every matching annotation; list the annotations one by one", a), list.key)
-			case !annotation.MatchString(a):
+			case !isAnnotation(a):
 				fail(fmt.Sprintf("%q is not a valid annotation key", a), list.key)
 			}
 		}

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+	"sort"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -35,18 +37,18 @@ func positions(src []byte) (positionIndex, []keyEntry) {
 	var keys []keyEntry
 	var p unstable.Parser
 	p.Reset(src)
+	lines := newLineIndex(src)
+	at := func(r unstable.Range) position { return lines.position(int(r.Offset)) }
 	var table []string
 	record := func(path []string, n *unstable.Node) {
 		k := strings.Join(path, "\x00")
 		if _, ok := idx[k]; ok {
 			return
 		}
-		sh := p.Shape(n.Raw)
-		idx[k] = position{line: sh.Start.Line, col: sh.Start.Column}
+		idx[k] = at(n.Raw)
 	}
 	entry := func(path []string, n *unstable.Node) {
-		sh := p.Shape(n.Raw)
-		keys = append(keys, keyEntry{path: append([]string(nil), path...), pos: position{line: sh.Start.Line, col: sh.Start.Column}})
+		keys = append(keys, keyEntry{path: append([]string(nil), path...), pos: at(n.Raw)})
 	}
 	var walk func(prefix []string, kv *unstable.Node)
 	walk = func(prefix []string, kv *unstable.Node) {
@@ -82,4 +84,28 @@ func positions(src []byte) (positionIndex, []keyEntry) {
 		}
 	}
 	return idx, keys
+}
+
+// lineIndex finds the line and column of a byte offset in one binary
+// search. The parser's Shape counts the lines from the start of the file at
+// every call, which made positions quadratic in the number of keys.
+type lineIndex []int // the offset at which each line starts
+
+func newLineIndex(src []byte) lineIndex {
+	starts := lineIndex{0}
+	for off := 0; ; {
+		i := bytes.IndexByte(src[off:], '\n')
+		if i < 0 {
+			return starts
+		}
+		off += i + 1
+		starts = append(starts, off)
+	}
+}
+
+// position is the 1-based line and byte column of off, as the parser's
+// Shape gives them.
+func (l lineIndex) position(off int) position {
+	n := sort.SearchInts(l, off+1) - 1 // the last line starting at or before off
+	return position{line: n + 1, col: off - l[n] + 1}
 }

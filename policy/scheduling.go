@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -40,12 +39,7 @@ type Toleration struct {
 	TolerationSeconds *int64 `toml:"toleration_seconds"`
 }
 
-var (
-	labelName     = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
-	dnsSubdomain  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	quantity      = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$`)
-	overheadNames = []string{"cpu", "memory"}
-)
+var overheadNames = []string{"cpu", "memory"}
 
 // checkScheduling applies the smoke mode and RuntimeClass rules.
 func checkScheduling(smoke string, rc *RuntimeClass) []fieldErr {
@@ -61,7 +55,7 @@ func checkScheduling(smoke string, rc *RuntimeClass) []fieldErr {
 		if msg := checkLabelKey(k); msg != "" {
 			fail(msg, "runtimeclass", "node_selector", k)
 		}
-		if v != "" && (len(v) > 63 || !labelName.MatchString(v)) {
+		if v != "" && (len(v) > 63 || !isLabelName(v)) {
 			fail(fmt.Sprintf("label value %q is not valid (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)", v), "runtimeclass", "node_selector", k)
 		}
 	}
@@ -96,7 +90,7 @@ func checkScheduling(smoke string, rc *RuntimeClass) []fieldErr {
 		if !slices.Contains(overheadNames, name) {
 			fail(fmt.Sprintf("overhead resource %q must be one of %s", name, strings.Join(overheadNames, ", ")), "runtimeclass", "overhead", name)
 		}
-		if !quantity.MatchString(q) {
+		if !isQuantity(q) {
 			fail(fmt.Sprintf("quantity %q is not a Kubernetes quantity (such as 250m or 160Mi)", q), "runtimeclass", "overhead", name)
 		}
 	}
@@ -110,10 +104,10 @@ func checkLabelKey(k string) string {
 	if !found {
 		prefix, name = "", k
 	}
-	if found && (len(prefix) > 253 || !dnsSubdomain.MatchString(prefix)) {
+	if found && (len(prefix) > 253 || !isDNSSubdomain(prefix)) {
 		return fmt.Sprintf("label key %q has an invalid prefix (a DNS subdomain)", k)
 	}
-	if len(name) == 0 || len(name) > 63 || !labelName.MatchString(name) {
+	if len(name) == 0 || len(name) > 63 || !isLabelName(name) {
 		return fmt.Sprintf("label key %q is not valid (a name of at most 63 letters, digits, '-', '_' or '.')", k)
 	}
 	return ""

@@ -7,6 +7,7 @@
 package daemon
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,9 @@ type Metrics struct {
 	smokeOK     *prometheus.GaugeVec
 	smokeTook   *prometheus.GaugeVec
 	smokeTotal  *prometheus.CounterVec
+	slotHeld    prometheus.Gauge
+	waiting     prometheus.Gauge
+	policyHeld  prometheus.Gauge
 }
 
 // NewMetrics registers the metrics of the contract on a new registry, with
@@ -75,6 +79,12 @@ func NewMetrics(ver string) *Metrics {
 			Help: "How long the handler's last sandbox smoke test took."}, []string{"handler"}),
 		smokeTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runtimeclassd_smoke_tests_total",
 			Help: "Sandbox smoke tests by result: passed, failed, pending, skipped."}, []string{"result"}),
+		slotHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_fleet_slot_held",
+			Help: "1 while this node holds one of the fleet's restart slots (from the restart until the handlers are verified and smoke-tested), else 0."}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_fleet_waiting",
+			Help: "1 while this node waits for a restart slot (every slot held, or the API server unreachable), else 0."}),
+		policyHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runtimeclassd_policy_held",
+			Help: "1 if the policy is not applied because it failed on another node, else 0."}),
 	}
 	var build []versioncollector.Option
 	if ver != "" {
@@ -83,7 +93,7 @@ func NewMetrics(ver string) *Metrics {
 	m.Registry.MustRegister(versioncollector.NewCollector("runtimeclassd", build...), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.ready, m.hostCheck, m.reconciles, m.duration, m.restarts, m.rollbacks, m.drift,
-		m.policyValid, m.lastSuccess, m.polling, m.backoff, m.smokeOK, m.smokeTook, m.smokeTotal)
+		m.policyValid, m.lastSuccess, m.polling, m.backoff, m.smokeOK, m.smokeTook, m.smokeTotal, m.slotHeld, m.waiting, m.policyHeld)
 	for _, r := range []string{OutcomeApplied, OutcomeUnchanged, OutcomeInvalid, OutcomeRolledBack, OutcomeError} {
 		m.reconciles.WithLabelValues(r)
 	}
@@ -109,9 +119,19 @@ func (m *Metrics) restart(err error) {
 	}
 }
 
+// FleetWaiting sets runtimeclassd_fleet_waiting: whether the node waits for
+// a restart slot.
+func (m *Metrics) FleetWaiting(waiting bool) { m.waiting.Set(b2f(waiting)) }
+
 func (m *Metrics) observe(rep *Report, took time.Duration) {
 	m.reconciles.WithLabelValues(rep.Outcome).Inc()
 	m.duration.Observe(took.Seconds())
+	var held *HeldError
+	if errors.As(rep.Err, &held) {
+		m.policyHeld.Set(1)
+	} else if rep.Outcome != OutcomeError {
+		m.policyHeld.Set(0)
+	}
 	switch rep.Outcome {
 	case OutcomeApplied, OutcomeUnchanged:
 		m.lastSuccess.Set(float64(time.Now().Unix()))

@@ -13,6 +13,7 @@ import "time"
 type Metrics struct {
 	drift, rollbacks nop
 	polling, backoff nop
+	slotHeld         nop
 }
 
 // nop is any metric, doing nothing.
@@ -28,6 +29,7 @@ func (n nop) WithLabelValues(...string) nop { return n }
 func (*Metrics) observe(*Report, time.Duration) {}
 func (*Metrics) restart(error)                  {}
 func (*Metrics) smoked(string, SmokeResult)     {}
+func (*Metrics) FleetWaiting(bool)              {}
 
 func b2f(b bool) float64 {
 	if b {

@@ -41,6 +41,38 @@ type Verifier interface {
 	Served(ctx context.Context) ([]string, error)
 }
 
+// Fleet coordinates containerd restarts across a cluster's nodes through
+// the Kubernetes API (kube.Fleet is one): a budget of restart slots, and a
+// record of the policies that failed somewhere.
+type Fleet interface {
+	// Acquire blocks until this node may restart containerd, or ctx ends;
+	// release gives the slot back.
+	Acquire(ctx context.Context) (release func(), err error)
+	// Failed records that a policy (its hash) was rolled back on this node.
+	Failed(ctx context.Context, policy, reason string) error
+	// Held says whether a policy failed on some node: which, and why.
+	Held(ctx context.Context, policy string) (node, reason string, held bool, err error)
+}
+
+// NodeLabels publishes on the node's Node object which handlers it offers:
+// the labels the NFD feature file carries (kube.Labeler, adapted, is one).
+// It must not block on the network.
+type NodeLabels interface {
+	SetHandlers(offered map[string]bool)
+}
+
+// HeldError is a policy that is not applied because it failed on another
+// node: it waits for a new policy or `runtimeclassd fleet clear`.
+type HeldError struct {
+	Policy, Node, Reason string
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("failed on %s (%s); not applied here until the policy changes or `runtimeclassd fleet clear %s` runs", e.Node, e.Reason, shortHash(e.Policy))
+}
+
+func shortHash(h string) string { return h[:min(len(h), 12)] }
+
 // Reconciler runs one reconcile at a time: plan, write, restart, verify,
 // and roll back when containerd does not come back healthy.
 //
@@ -66,6 +98,20 @@ type Reconciler struct {
 	// Busy, if set, is told what the reconcile is doing and until when it
 	// may take (the watchdog uses it).
 	Busy func(step string, until time.Time)
+	// Fleet, if set, is asked for a restart slot before config.toml is
+	// written for a restart, and told of rollbacks; a policy that failed on
+	// another node is held.
+	Fleet Fleet
+	// OnAPIUnreachable is what to do when the fleet's failure record can't
+	// be read: "wait" (retry later; the default) or "proceed".
+	OnAPIUnreachable string
+	// NodeLabels, if set, is given the handlers offered after each
+	// reconcile, as the NFD feature file is.
+	NodeLabels NodeLabels
+
+	// release gives back the restart slot held, if any: from the restart
+	// until the handlers are verified and smoke-tested.
+	release func()
 
 	lastRestart time.Time
 	// LastWritten is the hash of the config this reconciler last wrote, so
@@ -208,8 +254,58 @@ func (r *Reconciler) ReconcileWith(ctx context.Context, opts PlanOptions) *Repor
 	if rep.Offered != nil {
 		r.writeLabels(rep.Policy, rep.Offered)
 	}
+	r.releaseSlot()
 	r.observe(rep, start)
 	return rep
+}
+
+// releaseSlot gives the fleet's restart slot back, if one is held.
+func (r *Reconciler) releaseSlot() {
+	if r.release == nil {
+		return
+	}
+	r.release()
+	r.release = nil
+	r.Log.Info("restart slot released")
+	if r.Metrics != nil {
+		r.Metrics.slotHeld.Set(0)
+	}
+}
+
+// fleetGate asks the fleet whether this node may go on writing a policy:
+// not if the policy failed on another node (a Held report), and, before a
+// restart, not without a restart slot. Having waited for a slot, it plans
+// again (the inputs may have changed meanwhile) and looks at the record
+// again (the policy may have failed elsewhere meanwhile): then it returns
+// that reconcile's report. A nil report means go on.
+func (r *Reconciler) fleetGate(ctx context.Context, plan *Plan, restart bool, opts PlanOptions) *Report {
+	pol := plan.Policy.Hash()
+	node, reason, held, err := r.Fleet.Held(ctx, pol)
+	switch {
+	case err != nil && r.OnAPIUnreachable == "proceed":
+		r.Log.Warn("the fleet's failure record can't be read; going on (on_api_unreachable = \"proceed\")", "err", err)
+	case err != nil:
+		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError,
+			Err: fmt.Errorf("nothing written: the fleet's failure record can't be read (on_api_unreachable = \"wait\"): %w", err)}
+	case held:
+		return &Report{Policy: plan.Policy, Outcome: OutcomeHeld, Err: &HeldError{Policy: pol, Node: node, Reason: reason}}
+	}
+	if !restart || r.release != nil {
+		return nil
+	}
+	r.busy("waiting for a restart slot", r.now().Add(100*365*24*time.Hour))
+	r.Log.Info("asking the fleet for a restart slot", "policy", shortHash(pol))
+	release, err := r.Fleet.Acquire(ctx)
+	if err != nil {
+		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: fmt.Errorf("nothing written: waiting for a restart slot: %w", err)}
+	}
+	r.release = release
+	if r.Metrics != nil {
+		r.Metrics.slotHeld.Set(1)
+	}
+	r.Log.Info("restart slot taken; planning again")
+	crashpoint.Hit("fleet: slot taken")
+	return r.reconcile(ctx, opts)
 }
 
 func (r *Reconciler) observe(rep *Report, start time.Time) {
@@ -272,6 +368,11 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 			r.Log.Info("containerd is not running; writing the config, not starting it", "unit", cfg.ContainerdUnit)
 		}
 	}
+	if r.Fleet != nil && plan.Policy != nil {
+		if rep := r.fleetGate(ctx, plan, restart, opts); rep != nil {
+			return rep
+		}
+	}
 	backups, err := r.Applier.Backup(plan)
 	if err != nil {
 		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: err}
@@ -290,6 +391,9 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 	if restart {
 		pending = &Pending{Files: pfs, Handlers: offeredNames(plan), At: r.now(),
 			Import: plan.Result.ImportAdded, Unimport: plan.Result.ImportRemoved}
+		if plan.Policy != nil {
+			pending.Policy = plan.Policy.Hash()
+		}
 		if err := r.savePending(pending); err != nil {
 			return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: fmt.Errorf("nothing written: recording the apply: %w", err)}
 		}
@@ -465,7 +569,7 @@ func (r *Reconciler) rollback(ctx context.Context, rep *Report, p *Pending, caus
 	candidate, _ := filesHash(r.Applier.Cfg.managedFiles())
 	// The rollback undoes the writes in the reverse order: what the apply
 	// wrote is its source, what was there before its target.
-	rb := &Pending{Rollback: true, At: r.now(), Import: p.Import, Unimport: p.Unimport}
+	rb := &Pending{Rollback: true, At: r.now(), Import: p.Import, Unimport: p.Unimport, Policy: p.Policy}
 	for i := len(p.Files) - 1; i >= 0; i-- {
 		f := p.Files[i]
 		rb.Files = append(rb.Files, PendingFile{Path: f.Path, Source: f.Target, Target: f.Source, Backup: f.Backup, Existed: f.Existed})
@@ -478,7 +582,25 @@ func (r *Reconciler) rollback(ctx context.Context, rep *Report, p *Pending, caus
 	if r.Metrics != nil {
 		r.Metrics.rollbacks.Inc()
 	}
-	return r.finishRollback(ctx, rep, rb, cause)
+	rep = r.finishRollback(ctx, rep, rb, cause)
+	r.recordFailure(ctx, rb.Policy, cause)
+	return rep
+}
+
+// recordFailure tells the fleet that a policy was rolled back here, so that
+// other nodes hold it. The node is already back on its old config; an API
+// server that can't be reached only costs the warning.
+func (r *Reconciler) recordFailure(ctx context.Context, pol string, cause error) {
+	if r.Fleet == nil || pol == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := r.Fleet.Failed(ctx, pol, cause.Error()); err != nil {
+		r.Log.Warn("could not record the rolled-back policy for the fleet; other nodes may still try it", "policy", shortHash(pol), "err", err)
+		return
+	}
+	r.Log.Warn("recorded the policy as failed for the fleet: other nodes hold it", "policy", shortHash(pol))
 }
 
 // finishRollback restores each file that still holds the bad candidate,
@@ -661,7 +783,10 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 			r.Metrics.rollbacks.Inc()
 		}
 		rep.Outcome = OutcomeRolledBack
-		return r.finishRollback(ctx, rep, p, errors.New("an earlier apply failed verification"))
+		cause := errors.New("an earlier apply failed verification")
+		rep = r.finishRollback(ctx, rep, p, cause)
+		r.recordFailure(ctx, p.Policy, cause)
+		return rep
 	}
 	atTarget, atSource, other := 0, 0, 0
 	for _, f := range p.Files {
@@ -704,6 +829,18 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 		return r.rollback(ctx, rep, p, err)
 	}
 	r.Log.Warn("finishing an apply that was interrupted: containerd has not restarted since the write")
+	if r.Fleet != nil && r.release == nil {
+		// Held until the first reconcile has smoke-tested the handlers.
+		r.Log.Info("asking the fleet for a restart slot")
+		release, err := r.Fleet.Acquire(ctx)
+		if err != nil {
+			return &Report{Outcome: OutcomeError, Err: fmt.Errorf("waiting for a restart slot to finish an interrupted apply: %w", err)}
+		}
+		r.release = release
+		if r.Metrics != nil {
+			r.Metrics.slotHeld.Set(1)
+		}
+	}
 	if err := r.waitRestartBudget(ctx); err != nil {
 		return &Report{Outcome: OutcomeError, Err: err}
 	}
@@ -799,6 +936,9 @@ type Pending struct {
 	// they were seen done (zero if a crash came first).
 	At        time.Time `json:"at"`
 	WrittenAt time.Time `json:"written_at,omitzero"`
+	// Policy is the hash of the policy the apply wrote, recorded for the
+	// fleet if it is rolled back.
+	Policy string `json:"policy,omitempty"`
 }
 
 // PendingFile is one file of a pending step: the hash it must end up with
@@ -858,6 +998,15 @@ func (r *Reconciler) saveState(st *State) {
 }
 
 func (r *Reconciler) writeLabels(p *policy.Policy, offered map[string]bool) {
+	if r.NodeLabels != nil {
+		handlers := map[string]bool{}
+		if p != nil {
+			for _, h := range p.Handlers {
+				handlers[h.Name] = offered[h.Name]
+			}
+		}
+		r.NodeLabels.SetHandlers(handlers)
+	}
 	if _, err := WriteLabels(r.Applier.Cfg.NFDFeatureFile, p, offered, time.Now(), LabelValidity(time.Duration(r.Applier.Cfg.ResyncInterval))); err != nil {
 		r.Log.Warn("could not write node labels", "path", r.Applier.Cfg.NFDFeatureFile, "err", err)
 	}

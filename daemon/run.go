@@ -231,6 +231,8 @@ func (s *Service) report(rep *Report) {
 		level = slog.LevelDebug
 	case OutcomeInvalid, OutcomeError, OutcomeRolledBack:
 		level = slog.LevelError
+	case OutcomeHeld:
+		level = slog.LevelWarn
 	}
 	args := []any{"outcome", rep.Outcome, "restarted", rep.Restarted}
 	if rep.Err != nil {

@@ -139,21 +139,35 @@ func (e *ParseError) Error() string {
 // Parse parses src. It fails on anything that is not valid TOML, including
 // semantic errors such as a key defined twice, with the line and column.
 func Parse(src []byte) (*Document, error) {
+	// One pass, in linear time, for a document it can vouch for (see
+	// semantics); anything else gets go-toml's full decoder, which says
+	// what is wrong and where.
+	if d, err := parse(src, nil, newSemantics()); err == nil {
+		return d, nil
+	}
 	values, err := checkSemantics(src)
 	if err != nil {
 		return nil, err
 	}
-	return parse(src, values)
+	return parse(src, values, nil)
 }
 
 // ParseSyntax parses src like Parse but checks only its syntax, in linear
 // time, and Get returns nil. It is for bytes made from a document that Parse
 // accepted, whose semantics the caller checks itself.
 func ParseSyntax(src []byte) (*Document, error) {
-	return parse(src, nil)
+	return parse(src, nil, nil)
 }
 
-func parse(src []byte, values map[string]any) (*Document, error) {
+// errNotVouched is a document the one-pass check leaves to go-toml.
+var errNotVouched = errors.New("not vouched for")
+
+// parse parses src into statements. With sem, it checks the document's
+// semantics on the way and takes the values from it.
+func parse(src []byte, values map[string]any, sem *semantics) (*Document, error) {
+	if sem != nil {
+		values = sem.values
+	}
 	d := &Document{src: src, values: values, newline: detectNewline(src), root: &node{stmt: -1}}
 	var p unstable.Parser
 	p.KeepComments = true
@@ -185,6 +199,9 @@ func parse(src []byte, values map[string]any) (*Document, error) {
 			last = klast
 			s.RawKey = string(src[kfirst:klast])
 			table = keys
+			if sem != nil && !(s.Kind == Table && sem.table(keys) || s.Kind == ArrayTable && sem.arrayTable(keys)) {
+				return nil, errNotVouched
+			}
 		case unstable.KeyValue:
 			s.Kind = KeyValue
 			keys, kfirst, klast := keyParts(e.Key())
@@ -192,6 +209,9 @@ func parse(src []byte, values map[string]any) (*Document, error) {
 			s.Path = append(append([]string(nil), table...), keys...)
 			s.RawKey = string(src[kfirst:klast])
 			s.Value = e.Value().Kind
+			if sem != nil && !sem.keyValue(keys, e.Value()) {
+				return nil, errNotVouched
+			}
 			first = int(e.Raw.Offset)
 			last = first + int(e.Raw.Length)
 		default:

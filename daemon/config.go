@@ -55,6 +55,31 @@ type Config struct {
 	// DropIn is the drop-in file; "" means conf.d/50-runtimeclassd.toml
 	// next to ContainerdConfig (see DropInPath).
 	DropIn string `toml:"drop_in"`
+
+	// The Kubernetes API (docs/FLEET.md).
+	//
+	// NodeKubeconfig is the credential the daemon sets its own Node's
+	// runtimeclassd.io/handler.* labels with: by default the kubelet's,
+	// used only if the file exists; "" disables.
+	NodeKubeconfig string `toml:"node_kubeconfig"`
+	// NodeName is this node's name in the cluster; "" takes it from the
+	// node kubeconfig's certificate (system:node:NAME), else the host
+	// name.
+	NodeName string `toml:"node_name"`
+	// FleetKubeconfig enables the fleet's restart budget and failure
+	// record, with a credential of its own (never the kubelet's);
+	// FleetNamespace holds their objects (packaging/rbac.yaml).
+	FleetKubeconfig string `toml:"fleet_kubeconfig"`
+	FleetNamespace  string `toml:"fleet_namespace"`
+	// MaxConcurrentRestarts is the number of restart slots: at most that
+	// many nodes restart containerd at once.
+	MaxConcurrentRestarts int `toml:"max_concurrent_restarts"`
+	// OnAPIUnreachable is what a node does when it can't reach the API
+	// server for a slot or the failure record: "wait" or "proceed".
+	OnAPIUnreachable string `toml:"on_api_unreachable"`
+	// FleetLeaseDuration is how long a slot outlives its holder's last
+	// renewal (a holder that died loses it after that).
+	FleetLeaseDuration Duration `toml:"fleet_lease_duration"`
 }
 
 // Duration is a time.Duration written as a string ("500ms", "5m").
@@ -80,23 +105,28 @@ const DefaultShimPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 // DefaultConfig returns the defaults of every setting.
 func DefaultConfig() Config {
 	return Config{
-		ContainerdConfig:   "/etc/containerd/config.toml",
-		PolicyDir:          "/etc/runtimeclassd/policy.d",
-		StateDir:           "/var/lib/runtimeclassd",
-		ShimPath:           DefaultShimPath,
-		HostRoot:           "/",
-		ContainerdBin:      "containerd",
-		ContainerdAddress:  "/run/containerd/containerd.sock",
-		ContainerdUnit:     "containerd.service",
-		Backups:            10,
-		NFDFeatureFile:     "/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd",
-		Debounce:           Duration(500 * time.Millisecond),
-		ResyncInterval:     Duration(5 * time.Minute),
-		RestartMinInterval: Duration(60 * time.Second),
-		VerifyTimeout:      Duration(60 * time.Second),
-		PollInterval:       Duration(5 * time.Second),
-		SmokeTimeout:       Duration(60 * time.Second),
-		Mode:               ModePatch,
+		ContainerdConfig:      "/etc/containerd/config.toml",
+		PolicyDir:             "/etc/runtimeclassd/policy.d",
+		StateDir:              "/var/lib/runtimeclassd",
+		ShimPath:              DefaultShimPath,
+		HostRoot:              "/",
+		ContainerdBin:         "containerd",
+		ContainerdAddress:     "/run/containerd/containerd.sock",
+		ContainerdUnit:        "containerd.service",
+		Backups:               10,
+		NFDFeatureFile:        "/etc/kubernetes/node-feature-discovery/features.d/runtimeclassd",
+		Debounce:              Duration(500 * time.Millisecond),
+		ResyncInterval:        Duration(5 * time.Minute),
+		RestartMinInterval:    Duration(60 * time.Second),
+		VerifyTimeout:         Duration(60 * time.Second),
+		PollInterval:          Duration(5 * time.Second),
+		SmokeTimeout:          Duration(60 * time.Second),
+		Mode:                  ModePatch,
+		NodeKubeconfig:        "/etc/kubernetes/kubelet.conf",
+		FleetNamespace:        "runtimeclassd-fleet",
+		MaxConcurrentRestarts: 1,
+		OnAPIUnreachable:      "wait",
+		FleetLeaseDuration:    Duration(30 * time.Second),
 	}
 }
 
@@ -126,7 +156,23 @@ func LoadConfig(path string) (Config, error) {
 		}
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := cfg.check(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
 	return cfg, nil
+}
+
+// check refuses values no setting allows.
+func (c *Config) check() error {
+	switch {
+	case c.OnAPIUnreachable != "wait" && c.OnAPIUnreachable != "proceed":
+		return fmt.Errorf("on_api_unreachable = %q: want \"wait\" or \"proceed\"", c.OnAPIUnreachable)
+	case c.MaxConcurrentRestarts < 1:
+		return fmt.Errorf("max_concurrent_restarts = %d: at least 1", c.MaxConcurrentRestarts)
+	case c.FleetLeaseDuration < Duration(time.Second):
+		return fmt.Errorf("fleet_lease_duration = %q: at least 1s", time.Duration(c.FleetLeaseDuration))
+	}
+	return nil
 }
 
 // Paths returns the settings that have a command-line flag of the same
@@ -144,5 +190,9 @@ func (c *Config) Paths() map[string]*string {
 		"nfd-feature-file":   &c.NFDFeatureFile,
 		"mode":               &c.Mode,
 		"drop-in":            &c.DropIn,
+		"node-kubeconfig":    &c.NodeKubeconfig,
+		"node-name":          &c.NodeName,
+		"fleet-kubeconfig":   &c.FleetKubeconfig,
+		"fleet-namespace":    &c.FleetNamespace,
 	}
 }

@@ -119,11 +119,32 @@ func TestUsageErrorsSpellFlags(t *testing.T) {
 		{[]string{"help", "frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"status", "--config"}, "flag needs an argument: --config"},
+		{[]string{"fleet"}, "fleet status | fleet clear (--all | HASH...)"},
+		{[]string{"fleet", "restart"}, `unknown fleet command "restart"`},
+		{[]string{"fleet", "clear"}, "fleet clear takes --all or policy hashes, not both or neither"},
+		{[]string{"fleet", "clear", "--all", "abc"}, "not both or neither"},
+		{[]string{"fleet", "status", "x"}, `unexpected argument "x"`},
 	} {
 		code, out, errs := runMain(tc.args...)
 		if code != 2 || out != "" || !strings.Contains(errs, tc.want) {
 			t.Errorf("%v: exit %d, stdout %q, stderr:\n%s\nwant %q", tc.args, code, out, errs, tc.want)
 		}
+	}
+}
+
+// TestFleetNeedsAKubeconfig: without fleet_kubeconfig or --kubeconfig,
+// fleet says where to give one; an unreadable one is named.
+func TestFleetNeedsAKubeconfig(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	code, _, errs := runMain("--config", cfg, "fleet", "status")
+	if code != 1 || !strings.Contains(errs, "no kubeconfig: set fleet_kubeconfig in the daemon config or give --kubeconfig") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+	missing := filepath.Join(t.TempDir(), "fleet.kubeconfig")
+	code, _, errs = runMain("--config", cfg, "fleet", "clear", "--all", "--kubeconfig", missing)
+	if code != 1 || !strings.Contains(errs, missing) {
+		t.Errorf("exit %d, stderr %q", code, errs)
 	}
 }
 
@@ -224,7 +245,7 @@ func TestBashCompletion(t *testing.T) {
 		want  []string
 	}{
 		{"runtimeclassd ap", []string{"apply"}},
-		{"runtimeclassd ", []string{"run", "apply", "revert", "check", "validate", "runtimeclass", "status", "version", "help"}},
+		{"runtimeclassd ", []string{"run", "apply", "revert", "check", "validate", "runtimeclass", "status", "fleet", "version", "help"}},
 		{"runtimeclassd apply --d", []string{"--diff", "--dry-run", "--drop-in"}},
 		{"runtimeclassd --config x.toml --log-level info ap", []string{"apply"}},
 		{"runtimeclassd check --output ", []string{"text", "json"}},

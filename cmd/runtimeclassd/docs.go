@@ -27,6 +27,8 @@ const (
 
 When config.toml changed, it restarts containerd.service over systemd's D-Bus API, at most once per restart_min_interval and after a random restart_splay, then verifies through containerd's socket that containerd serves, that no CRI plugin failed to load and that every offered handler is served. If not, it restores the backup, restarts containerd and verifies again, and remembers the candidate as bad until the policy, config.toml or the host checks change.
 
+With a kubeconfig for its Node (node_kubeconfig; the kubelet's, /etc/kubernetes/kubelet.conf, when it exists) it sets runtimeclassd.io/handler.NAME=true|false on its own Node object, true only for a handler that containerd serves and that passed its smoke test, as in the NFD feature file; an API server that can't be reached delays the labels, never the node. With fleet_kubeconfig it takes one of max_concurrent_restarts restart slots (Leases) before it writes a config that restarts containerd, holds it until the handlers are verified and smoke-tested, records a policy it rolled back, and holds a policy that failed on another node (see runtimeclassd-fleet(8)).
+
 It notifies systemd (Type=notify): READY=1 after the first reconcile, STATUS= after each, WATCHDOG=1 when WatchdogSec= is set. Logs go to stderr; under systemd each line carries its priority, so journalctl -p err shows the errors.
 
 It serves /metrics (Prometheus), /healthz, /readyz and a landing page at / on --web.listen-address, loopback by default.`
@@ -43,7 +45,7 @@ The candidate is checked with the installed containerd (containerd --config CAND
 
 	longValidate = `Checks policy files the way the daemon reads them: strict decoding (unknown keys are errors, with file, line and column), handler names, runtime types, path rules, annotation lists, file ownership and mode. Prints the handlers of each file.`
 
-	longRuntimeclass = `Prints a Kubernetes RuntimeClass for each handler of the policy, whose scheduling.nodeSelector asks for the runtimeclassd.io/handler.NAME=true node label that Node Feature Discovery sets from runtimeclassd's feature file, so that pods of that class run only on nodes where the handler is ready. Kata handlers get Kata's pod overhead.`
+	longRuntimeclass = `Prints a Kubernetes RuntimeClass for each handler of the policy, whose scheduling.nodeSelector asks for the runtimeclassd.io/handler.NAME=true node label that runtimeclassd sets on its Node (or Node Feature Discovery sets from runtimeclassd's feature file), so that pods of that class run only on nodes where the handler is ready. Kata handlers get Kata's pod overhead.`
 
 	longStatus = `Shows the last outcome recorded in the state directory (what ran, when and why it failed), the last backup, the handlers that config.toml holds in managed blocks, and for each policy handler whether it is offered and why not.`
 )

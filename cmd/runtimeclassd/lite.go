@@ -27,6 +27,10 @@ func (e *env) change(context.Context, daemon.PlanOptions, bool, bool) error { re
 // complete build runs it.
 func (e *env) checkSmoke(context.Context, string) error { return e.execDaemon() }
 
+// fleet is `runtimeclassd fleet`, which talks to the Kubernetes API: the
+// complete build runs it.
+func (e *env) fleet(context.Context, *fleetOptions, string, []string) error { return e.execDaemon() }
+
 // execDaemon replaces this process with runtimeclassd-daemon, given the
 // same arguments: the same process (a systemd unit's main PID stays), the
 // same streams and environment.

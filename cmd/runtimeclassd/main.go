@@ -110,6 +110,7 @@ var commands = []command{
 	{"validate", "FILE...", "lint policy files", longValidate, validateFlags},
 	{"runtimeclass", "", "print a RuntimeClass manifest for each handler", longRuntimeclass, runtimeclassFlags},
 	{"status", "", "what is managed, and the last outcome", longStatus, statusFlags},
+	{"fleet", "status | clear (--all | HASH...)", "the fleet's restart slots, waiting nodes and failed policies", longFleet, fleetFlags},
 	{"version", "", "print the version", "Prints the version, the commit and branch it was built from, and the Go version and platform.", versionFlags},
 }
 

@@ -47,6 +47,14 @@ func (e *env) runDaemon(ctx context.Context, o *runOptions) error {
 		notifier = releasingNotifier{notifier}
 	}
 	svc := &daemon.Service{Reconciler: rec, Notifier: notifier, Log: e.log, Hup: hup, Ready: make(chan struct{})}
+	status := func(s string) {
+		if _, err := notifier.Notify("STATUS=" + s); err != nil {
+			e.log.Warn("sd_notify failed", "err", err)
+		}
+	}
+	if err := e.wireKube(ctx, rec, metrics, status); err != nil {
+		return err
+	}
 	if o.listen != "" {
 		mux, err := e.mux(metrics, svc.Ready)
 		if err != nil {

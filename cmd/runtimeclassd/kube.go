@@ -1,0 +1,177 @@
+//go:build !runtimeclassd_lite
+
+// The daemon's use of the Kubernetes API (package kube): its Node's labels
+// and the fleet's restart budget and failure record, and `runtimeclassd
+// fleet`. Only the complete build links it.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/runtimeclassd/runtimeclassd/daemon"
+	"github.com/runtimeclassd/runtimeclassd/kube"
+)
+
+// fleet is `runtimeclassd fleet status | clear`.
+func (e *env) fleet(ctx context.Context, o *fleetOptions, sub string, hashes []string) error {
+	ctx, stop := interruptible(ctx)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, _, err := kubeClient(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if sub == "status" {
+		st, err := kube.ReadStatus(ctx, c, o.namespace, time.Now())
+		if err != nil {
+			return err
+		}
+		return st.WriteText(e.stdout)
+	}
+	failures := kube.NewFailures(c, o.namespace, nil)
+	recorded, err := failures.List(ctx)
+	if err != nil {
+		return err
+	}
+	var clear []kube.Failure
+	for _, h := range hashes {
+		var match []kube.Failure
+		for _, f := range recorded {
+			if strings.HasPrefix(f.Hash, h) {
+				match = append(match, f)
+			}
+		}
+		switch {
+		case len(match) == 0:
+			return fmt.Errorf("no failed policy %s in namespace %s (fleet status lists them); nothing cleared", h, o.namespace)
+		case len(match) > 1:
+			return fmt.Errorf("%s is the start of %d failed policies' hashes; give more of it; nothing cleared", h, len(match))
+		}
+		clear = append(clear, match[0])
+	}
+	if o.all {
+		clear = recorded
+	}
+	if len(clear) == 0 {
+		fmt.Fprintln(e.stderr, "no failed policy recorded; nothing to clear")
+		return nil
+	}
+	names := make([]string, len(clear))
+	for i, f := range clear {
+		names[i] = f.Hash
+	}
+	if err := failures.Clear(ctx, names...); err != nil {
+		return err
+	}
+	for _, f := range clear {
+		fmt.Fprintf(e.stderr, "cleared %s (failed on %s at %s: %s)\n", f.Hash, f.Node, f.At.Local().Format(time.DateTime), f.Reason)
+	}
+	return nil
+}
+
+// kubeClient reads a kubeconfig and makes its client.
+func kubeClient(path string) (*kube.Client, *kube.Config, error) {
+	kc, err := kube.LoadKubeconfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := kube.NewClient(kc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, kc, nil
+}
+
+// nodeName is this node's name in the cluster: node_name, else the
+// kubelet certificate's system:node:NAME, else the host name.
+func (e *env) nodeName(kc *kube.Config) (string, error) {
+	if e.cfg.NodeName != "" {
+		return e.cfg.NodeName, nil
+	}
+	if kc != nil {
+		if n, err := kc.NodeName(); err == nil {
+			return n, nil
+		}
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("the node's name: set node_name: %w", err)
+	}
+	return strings.ToLower(h), nil
+}
+
+// labelSetter adapts kube.Labeler to daemon.NodeLabels.
+type labelSetter struct {
+	l   *kube.Labeler
+	env *env
+}
+
+func (s labelSetter) SetHandlers(offered map[string]bool) {
+	if err := s.l.Sync(context.Background(), kube.HandlerLabels(offered)); err != nil {
+		s.env.log.Warn("node labels not set", "err", err)
+	}
+}
+
+// wireKube gives the reconciler its Node labeler (from node_kubeconfig, if
+// the file exists) and the fleet (from fleet_kubeconfig, if set), and
+// starts what runs in the background until ctx ends. A node kubeconfig
+// that can't be used only costs the labels (the NFD file stays); a fleet
+// that was asked for and can't be set up stops the daemon from starting,
+// since restarting without it would break the fleet's promise.
+func (e *env) wireKube(ctx context.Context, rec *daemon.Reconciler, metrics *daemon.Metrics, status func(string)) error {
+	rec.OnAPIUnreachable = e.cfg.OnAPIUnreachable
+	if path := e.cfg.NodeKubeconfig; path != "" {
+		c, kc, err := kubeClient(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			e.log.Info("no kubeconfig for node labels; the NFD feature file only", "node_kubeconfig", path)
+		case err != nil:
+			e.log.Error("node labels disabled: the kubeconfig can't be used; the NFD feature file only", "node_kubeconfig", path, "err", err)
+		default:
+			node, err := e.nodeName(kc)
+			if err != nil {
+				return err
+			}
+			l := kube.NewLabeler(c, node, kube.LabelerOptions{Log: e.log.With("component", "labels")})
+			go l.Run(ctx)
+			rec.NodeLabels = labelSetter{l, e}
+			e.log.Info("setting the node's labels on its Node object", "node", node, "node_kubeconfig", path)
+		}
+	}
+	if path := e.cfg.FleetKubeconfig; path != "" {
+		c, kc, err := kubeClient(path)
+		if err != nil {
+			return fmt.Errorf("fleet_kubeconfig: %w", err)
+		}
+		node, err := e.nodeName(kc)
+		if err != nil {
+			return err
+		}
+		b, err := kube.NewBudget(c, kube.BudgetConfig{
+			Namespace: e.cfg.FleetNamespace, Node: node, Slots: e.cfg.MaxConcurrentRestarts,
+			LeaseDuration: time.Duration(e.cfg.FleetLeaseDuration), OnUnreachable: e.cfg.OnAPIUnreachable,
+			OnWait: func(waiting bool, reason string) {
+				metrics.FleetWaiting(waiting)
+				if waiting {
+					status("waiting for a restart slot: " + reason)
+				}
+			},
+			Log: e.log.With("component", "fleet"),
+		})
+		if err != nil {
+			return err
+		}
+		rec.Fleet = &kube.Fleet{Budget: b, Failures: kube.NewFailures(c, e.cfg.FleetNamespace, nil), Node: node}
+		e.log.Info("fleet coordination on", "node", node, "namespace", e.cfg.FleetNamespace, "max_concurrent_restarts", e.cfg.MaxConcurrentRestarts)
+	}
+	return nil
+}

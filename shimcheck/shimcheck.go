@@ -86,6 +86,9 @@ type Host struct {
 	// beforeOpen, if set, runs between resolving a path and opening it
 	// (tests use it to swap a file).
 	beforeOpen func(hostPath string)
+	// seen, during CheckAll, holds the checks made so far, by what they
+	// depend on.
+	seen map[string]Check
 }
 
 // Known reports whether name is a check Check knows.
@@ -103,18 +106,54 @@ func Known(name string) bool {
 // Check runs every check of a handler. A handler is ready when all pass.
 func (h *Host) Check(hd Handler) Result {
 	res := Result{Name: hd.Name}
-	res.Checks = append(res.Checks, h.checkShim(hd))
+	res.Checks = append(res.Checks, h.once("shim\x00"+hd.RuntimePath+"\x00"+hd.RuntimeType, func() Check { return h.checkShim(hd) }))
 	for _, p := range hd.Paths {
-		res.Checks = append(res.Checks, h.checkPathValue(p))
+		res.Checks = append(res.Checks, h.once("path\x00"+p.Key+"\x00"+p.Path, func() Check { return h.checkPathValue(p) }))
 	}
 	for _, r := range hd.Requires {
-		res.Checks = append(res.Checks, h.checkRequire(r, hd))
+		key := "require\x00" + r
+		if r == "kata-config" { // it looks where the handler's ConfigPath says
+			for _, p := range hd.Paths {
+				if p.Key == "options.ConfigPath" {
+					key += "\x00" + p.Path
+				}
+			}
+		}
+		res.Checks = append(res.Checks, h.once(key, func() Check { return h.checkRequire(r, hd) }))
 	}
 	res.Ready = true
 	for _, c := range res.Checks {
 		res.Ready = res.Ready && c.OK
 	}
 	return res
+}
+
+// CheckAll runs Check for each handler, in order, and makes each check
+// once: handlers that share a shim, a binary, a file or a host check share
+// its outcome, as if the host were looked at once for all of them. Its cost
+// grows with the distinct paths and checks, not with the handlers.
+func (h *Host) CheckAll(hds []Handler) []Result {
+	c := *h
+	c.seen = map[string]Check{}
+	out := make([]Result, len(hds))
+	for i, hd := range hds {
+		out[i] = c.Check(hd)
+	}
+	return out
+}
+
+// once runs check, or during CheckAll returns what the same check gave.
+// key names everything the check depends on.
+func (h *Host) once(key string, check func() Check) Check {
+	if h.seen == nil {
+		return check()
+	}
+	c, ok := h.seen[key]
+	if !ok {
+		c = check()
+		h.seen[key] = c
+	}
+	return c
 }
 
 func pass(name, detail string) Check        { return Check{Name: name, OK: true, Detail: detail} }

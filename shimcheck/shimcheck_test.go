@@ -1,8 +1,10 @@
 package shimcheck
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"syscall"
@@ -418,5 +420,49 @@ func TestShimBinary(t *testing.T) {
 	}
 	if _, err := ShimBinary("kata"); err == nil {
 		t.Error("ShimBinary(kata) succeeded")
+	}
+}
+
+// TestCheckAllChecksEachThingOnce: CheckAll gives what Check gives for
+// each handler, and opens each shared file once, however many handlers
+// name it.
+func TestCheckAllChecksEachThingOnce(t *testing.T) {
+	t.Parallel()
+	h := newFakeHost(t)
+	h.write(kataShim, elfBinary(t, 0), 0o755)
+	h.write("/usr/bin/containerd-shim-runc-v2", elfBinary(t, 0), 0o755)
+	h.write("/usr/bin/crun", elfBinary(t, 0), 0o755)
+	h.write("/usr/bin/bad", []byte("MZ"), 0o755)
+	h.write("/etc/kata-containers/configuration.toml", []byte(kataConfig), 0o644)
+	h.write("/etc/kata-b.toml", []byte("[hypervisor.qemu]\n"), 0o644)
+	var hds []Handler
+	for i := range 30 {
+		hds = append(hds,
+			Handler{Name: fmt.Sprintf("runc-%d", i), RuntimeType: "io.containerd.runc.v2", Paths: []Path{{"options.BinaryName", "/usr/bin/crun"}}},
+			Handler{Name: fmt.Sprintf("bad-%d", i), RuntimeType: "io.containerd.runc.v2", Paths: []Path{{"options.BinaryName", "/usr/bin/bad"}}, Requires: []string{"path:/usr/bin/crun"}},
+			Handler{Name: fmt.Sprintf("kata-%d", i), RuntimeType: "io.containerd.kata.v2", Requires: []string{"kata-config", "kvm"}},
+			Handler{Name: fmt.Sprintf("kata-b-%d", i), RuntimeType: "io.containerd.kata.v2", Requires: []string{"kata-config"}, Paths: []Path{{"options.ConfigPath", "/etc/kata-b.toml"}}})
+	}
+	host := h.host()
+	var want []Result
+	for _, hd := range hds {
+		want = append(want, host.Check(hd))
+	}
+	opens := map[string]int{}
+	host.beforeOpen = func(p string) { opens[p]++ }
+	got := host.CheckAll(hds)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("CheckAll:\n%+v\nCheck one by one:\n%+v", got, want)
+	}
+	for p, n := range opens {
+		if n > 2 { // a file may be both a binary and a required path
+			t.Errorf("%s opened %d times", p, n)
+		}
+	}
+	if want[3].Ready || !strings.Contains(want[3].Reason(), "/etc/kata-b.toml") {
+		t.Errorf("kata-b: %+v", want[3])
+	}
+	if host.seen != nil {
+		t.Error("CheckAll left its results in the host")
 	}
 }

@@ -26,7 +26,6 @@ type fakeFleet struct {
 	heldErr error
 	// onAcquired runs once a slot is taken.
 	onAcquired func()
-	rec        *Reconciler
 }
 
 func newFakeFleet() *fakeFleet {

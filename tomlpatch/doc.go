@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -111,19 +112,24 @@ type Def struct {
 // Document is a parsed TOML document. It is immutable: edits produce new
 // bytes, which are parsed again.
 type Document struct {
-	src     []byte
-	stmts   []Stmt
-	newline string
-	root    *node
-	values  map[string]any
+	src      []byte
+	stmts    []Stmt
+	newline  string
+	root     *node
+	children map[child[node]]*node
+	nodes    slab[node]
+	// values are what Get reads: go-toml's decoding, or, for a document
+	// the one-pass check vouched for (lazy), decoded when first needed.
+	values     map[string]any
+	lazy       bool
+	valuesOnce sync.Once
 }
 
 // node is a path in the document's tree of tables and keys.
 type node struct {
-	kind     DefKind
-	stmt     int
-	stmts    []int
-	children map[string]*node
+	kind  DefKind
+	stmt  int
+	stmts []int
 }
 
 // ParseError is a syntax or semantic error with its position.
@@ -142,7 +148,7 @@ func Parse(src []byte) (*Document, error) {
 	// One pass, in linear time, for a document it can vouch for (see
 	// semantics); anything else gets go-toml's full decoder, which says
 	// what is wrong and where.
-	if d, err := parse(src, nil, newSemantics()); err == nil {
+	if d, err := parse(src, nil, newSemantics(false)); err == nil {
 		return d, nil
 	}
 	values, err := checkSemantics(src)
@@ -163,12 +169,20 @@ func ParseSyntax(src []byte) (*Document, error) {
 var errNotVouched = errors.New("not vouched for")
 
 // parse parses src into statements. With sem, it checks the document's
-// semantics on the way and takes the values from it.
+// semantics on the way (see semantics), and Get decodes values on demand.
 func parse(src []byte, values map[string]any, sem *semantics) (*Document, error) {
+	d := &Document{src: src, values: values, newline: detectNewline(src), root: &node{stmt: -1}, lazy: sem != nil}
+	// Allocations are most of the cost of a parse, and of a short
+	// process's page faults: statements are allocated once, for as many
+	// lines as there are; their strings are parts of one copy of src, and
+	// their paths parts of a few larger slices.
+	lines := bytes.Count(src, []byte{'\n'}) + 1
+	d.stmts = make([]Stmt, 0, lines)
+	d.children = make(map[child[node]]*node, lines)
 	if sem != nil {
-		values = sem.values
+		sem.children = make(map[child[seenKey]]*seenKey, lines)
 	}
-	d := &Document{src: src, values: values, newline: detectNewline(src), root: &node{stmt: -1}}
+	k := keyReader{src: src, text: string(src)}
 	var p unstable.Parser
 	p.KeepComments = true
 	p.Reset(src)
@@ -184,32 +198,32 @@ func parse(src []byte, values map[string]any, sem *semantics) (*Document, error)
 			s.Kind = Comment
 			first = int(e.Raw.Offset)
 			last = first + int(e.Raw.Length)
-			s.Text = string(src[first:last])
+			s.Text = k.text[first:last]
 		case unstable.Table, unstable.ArrayTable:
 			s.Kind = Table
 			if e.Kind == unstable.ArrayTable {
 				s.Kind = ArrayTable
 			}
-			keys, kfirst, klast := keyParts(e.Key())
+			keys, kfirst, klast := k.parts(e.Key(), nil)
 			s.Path = keys
 			first = bytes.LastIndexByte(src[:kfirst], '[')
 			if s.Kind == ArrayTable {
 				first--
 			}
 			last = klast
-			s.RawKey = string(src[kfirst:klast])
+			s.RawKey = k.text[kfirst:klast]
 			table = keys
 			if sem != nil && !(s.Kind == Table && sem.table(keys) || s.Kind == ArrayTable && sem.arrayTable(keys)) {
 				return nil, errNotVouched
 			}
 		case unstable.KeyValue:
 			s.Kind = KeyValue
-			keys, kfirst, klast := keyParts(e.Key())
-			s.KeyLen = len(keys)
-			s.Path = append(append([]string(nil), table...), keys...)
-			s.RawKey = string(src[kfirst:klast])
+			path, kfirst, klast := k.parts(e.Key(), table)
+			s.Path = path
+			s.KeyLen = len(path) - len(table)
+			s.RawKey = k.text[kfirst:klast]
 			s.Value = e.Value().Kind
-			if sem != nil && !sem.keyValue(keys, e.Value()) {
+			if sem != nil && !sem.keyValue(path[len(table):], e.Value()) {
 				return nil, errNotVouched
 			}
 			first = int(e.Raw.Offset)
@@ -218,7 +232,7 @@ func parse(src []byte, values map[string]any, sem *semantics) (*Document, error)
 			return nil, fmt.Errorf("unexpected top-level %s", e.Kind)
 		}
 		s.Start = bytes.LastIndexByte(src[:first], '\n') + 1
-		s.Indent = string(src[s.Start:first])
+		s.Indent = k.text[s.Start:first]
 		if nl := bytes.IndexByte(src[last:], '\n'); nl >= 0 {
 			s.End = last + nl + 1
 		} else {
@@ -238,6 +252,53 @@ func parse(src []byte, values map[string]any, sem *semantics) (*Document, error)
 		return nil, positioned(&p, err)
 	}
 	return d, nil
+}
+
+// keyReader reads the parts of keys as strings that share the memory of
+// one copy of the document, and puts paths in slices carved from larger
+// ones.
+type keyReader struct {
+	src  []byte
+	text string // string(src)
+	slab []string
+}
+
+// parts returns prefix followed by the parts of a key, and the byte span
+// of the key as written.
+func (k *keyReader) parts(it unstable.Iterator, prefix []string) (path []string, first, last int) {
+	n := len(prefix)
+	for c := it; c.Next(); {
+		n++
+	}
+	if cap(k.slab)-len(k.slab) < n {
+		k.slab = make([]string, 0, max(n, 256))
+	}
+	path = append(k.slab[len(k.slab):len(k.slab):len(k.slab)+n], prefix...)
+	k.slab = k.slab[:len(k.slab)+n]
+	first = -1
+	for it.Next() {
+		nd := it.Node()
+		path = append(path, k.string(nd))
+		if first < 0 {
+			first = int(nd.Raw.Offset)
+		}
+		last = int(nd.Raw.Offset + nd.Raw.Length)
+	}
+	return path, first, last
+}
+
+// string is a key part's name: a part of text when it is written as it
+// reads (bare, or quoted without escapes).
+func (k *keyReader) string(nd *unstable.Node) string {
+	off, end := int(nd.Raw.Offset), int(nd.Raw.Offset+nd.Raw.Length)
+	if end <= len(k.src) {
+		if raw := k.src[off:end]; bytes.Equal(raw, nd.Data) {
+			return k.text[off:end]
+		} else if len(raw) >= 2 && (raw[0] == '"' || raw[0] == '\'') && bytes.Equal(raw[1:len(raw)-1], nd.Data) {
+			return k.text[off+1 : end-1]
+		}
+	}
+	return string(nd.Data)
 }
 
 // Check reports whether src is valid TOML, syntax and semantics, with the
@@ -300,15 +361,14 @@ func detectNewline(src []byte) string {
 func (d *Document) mark(from *node, path []string, dottedFrom int, last DefKind, i int) *node {
 	nd := from
 	for n, part := range path {
-		child := nd.children[part]
-		if child == nil {
-			child = &node{kind: Implicit, stmt: -1}
-			if nd.children == nil {
-				nd.children = map[string]*node{}
-			}
-			nd.children[part] = child
+		key := child[node]{nd, part}
+		c := d.children[key]
+		if c == nil {
+			c = d.nodes.new()
+			c.kind, c.stmt = Implicit, -1
+			d.children[key] = c
 		}
-		nd = child
+		nd = c
 		if m := len(nd.stmts); m == 0 || nd.stmts[m-1] != i {
 			nd.stmts = append(nd.stmts, i)
 		}
@@ -377,7 +437,7 @@ func (d *Document) find(path []string) (nd *node, inArray bool) {
 		if n > 0 && nd.kind == InArray {
 			inArray = true
 		}
-		if nd = nd.children[part]; nd == nil {
+		if nd = d.children[child[node]{nd, part}]; nd == nil {
 			return nil, inArray
 		}
 	}
@@ -418,6 +478,12 @@ func (d *Document) Lookup(path ...string) Def {
 // Get returns the decoded value at path (a string, int64, float64, bool,
 // time, []any or map[string]any), or nil.
 func (d *Document) Get(path ...string) any {
+	if d.lazy {
+		if v, ok := d.getValue(path); ok {
+			return v
+		}
+		d.valuesOnce.Do(func() { d.values = decodeValues(d.src) })
+	}
 	var cur any = d.values
 	for _, p := range path {
 		m, ok := cur.(map[string]any)

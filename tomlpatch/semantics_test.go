@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -158,15 +159,41 @@ func agreeWithGoTOML(t *testing.T, src []byte) {
 	}
 	// And the one pass vouches for every document go-toml accepts: it
 	// refuses nothing more, so Parse never needs the slow path to accept.
-	if _, err := parse(src, nil, newSemantics()); err != nil {
+	if _, err := parse(src, nil, newSemantics(false)); err != nil {
 		t.Fatalf("%q: go-toml accepts it, the one-pass check does not: %v", src, err)
 	}
-	if !reflect.DeepEqual(withoutNaN(got.values), withoutNaN(want.values)) {
-		t.Fatalf("%q: values\n%#v\ngo-toml's\n%#v", src, got.values, want.values)
+	if values := decodeValues(src); !reflect.DeepEqual(withoutNaN(values), withoutNaN(want.values)) {
+		t.Fatalf("%q: values\n%#v\ngo-toml's\n%#v", src, values, want.values)
 	}
-	got.values, want.values = nil, nil
-	if !reflect.DeepEqual(got, want) {
+	// Get, which reads single values without decoding the document, gives
+	// go-toml's value at every path of the document, and below.
+	kids := map[*node][]child[node]{}
+	for k, c := range want.children {
+		kids[k.parent] = append(kids[k.parent], child[node]{c, k.name})
+	}
+	var paths [][]string
+	var walk func(path []string, nd *node)
+	walk = func(path []string, nd *node) {
+		paths = append(paths, path, append(slices.Clone(path), "absent"))
+		for _, c := range kids[nd] {
+			walk(append(slices.Clone(path), c.name), c.parent)
+		}
+	}
+	walk(nil, want.root)
+	for _, path := range paths {
+		fresh, _ := Parse(src) // Get before any full decoding
+		if g, w := withoutNaN(fresh.Get(path...)), withoutNaN(want.Get(path...)); !reflect.DeepEqual(g, w) {
+			t.Fatalf("%q: Get(%q) = %#v, go-toml's %#v", src, path, g, w)
+		}
+	}
+	// The same statements, and the same index.
+	if !reflect.DeepEqual(got.stmts, want.stmts) || got.newline != want.newline || len(got.children) != len(want.children) {
 		t.Fatalf("%q: the documents differ", src)
+	}
+	for _, path := range paths {
+		if g, w := got.Lookup(path...), want.Lookup(path...); !reflect.DeepEqual(g, w) {
+			t.Fatalf("%q: Lookup(%q) = %+v, want %+v", src, path, g, w)
+		}
 	}
 }
 

@@ -91,7 +91,8 @@ func validLabelName(s string) bool {
 }
 
 // Sync sets the labels the Node should carry under LabelPrefix: each key
-// must start with it; ours that are missing from labels are removed. It
+// must start with it; ours that are missing from labels become "false"
+// (see withStale). It
 // returns at once; an error means labels is invalid, never that the API
 // server is down.
 func (l *Labeler) Sync(_ context.Context, labels map[string]string) error {
@@ -112,7 +113,7 @@ func (l *Labeler) Sync(_ context.Context, labels map[string]string) error {
 	if l.desired == nil {
 		l.desired = map[string]string{}
 	}
-	same := l.applied != nil && maps.Equal(l.applied, l.desired)
+	same := l.applied != nil && maps.Equal(l.applied, withStale(l.desired, l.applied))
 	l.mu.Unlock()
 	if !same {
 		select {
@@ -152,7 +153,7 @@ func (l *Labeler) Run(ctx context.Context) {
 func (l *Labeler) Flush(ctx context.Context) error {
 	for {
 		l.mu.Lock()
-		done := l.desired == nil || l.applied != nil && maps.Equal(l.applied, l.desired)
+		done := l.desired == nil || l.applied != nil && maps.Equal(l.applied, withStale(l.desired, l.applied))
 		err, changed := l.lastErr, l.changed
 		l.mu.Unlock()
 		if done {
@@ -193,6 +194,31 @@ type nodeMeta struct {
 	} `json:"metadata"`
 }
 
+// withStale returns desired plus "false" for each of our labels the Node
+// carries that desired no longer names: a handler whose policy was removed
+// is one the node does not offer, and saying so keeps the label's meaning
+// plain to anyone who selects on it (a missing label and "false" both
+// keep pods off; "false" also says who decided). Removing the label is
+// left to the operator.
+func withStale(desired, applied map[string]string) map[string]string {
+	var out map[string]string
+	for k := range applied {
+		if _, ok := desired[k]; !ok {
+			if out == nil {
+				out = maps.Clone(desired)
+				if out == nil {
+					out = map[string]string{}
+				}
+			}
+			out[k] = "false"
+		}
+	}
+	if out == nil {
+		return desired
+	}
+	return out
+}
+
 func ours(labels map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range labels {
@@ -219,6 +245,7 @@ func (l *Labeler) apply(ctx context.Context) error {
 		applied = ours(n.Metadata.Labels)
 		l.setResult(applied, nil)
 	}
+	desired = withStale(desired, applied)
 	if maps.Equal(applied, desired) {
 		return nil
 	}
@@ -226,11 +253,6 @@ func (l *Labeler) apply(ctx context.Context) error {
 	for k, v := range desired {
 		if old, ok := applied[k]; !ok || old != v {
 			patch[k] = v
-		}
-	}
-	for k := range applied {
-		if _, ok := desired[k]; !ok {
-			patch[k] = nil // a merge patch removes a key set to null
 		}
 	}
 	body := map[string]any{"metadata": map[string]any{"labels": patch}}

@@ -29,15 +29,16 @@ func flush(t *testing.T, l *Labeler) {
 	}
 }
 
-// TestLabelerOnlyOurs: the Node gets our labels added, changed and removed,
-// and keeps every other label; an unchanged set costs no request.
+// TestLabelerOnlyOurs: the Node gets our labels added and changed, ours no
+// longer wanted turn "false", and every other label is kept; an unchanged
+// set costs no request.
 func TestLabelerOnlyOurs(t *testing.T) {
 	t.Parallel()
 	f := newFakeAPI(t)
 	f.nodes["w1"] = map[string]string{
 		"kubernetes.io/hostname":          "w1",
 		"runtimeclassd.io/e2e":            "keep", // ours by domain, not by prefix: untouched
-		"runtimeclassd.io/handler.stale":  "true", // from an earlier policy: removed
+		"runtimeclassd.io/handler.stale":  "true", // from an earlier policy: "false"
 		"runtimeclassd.io/handler.gvisor": "true",
 	}
 	l := startLabeler(t, f, "w1", newFakeClock())
@@ -52,6 +53,7 @@ func TestLabelerOnlyOurs(t *testing.T) {
 		"runtimeclassd.io/e2e":            "keep",
 		"runtimeclassd.io/handler.kata":   "true",
 		"runtimeclassd.io/handler.gvisor": "false",
+		"runtimeclassd.io/handler.stale":  "false",
 	}
 	if got := f.nodeLabels("w1"); !maps.Equal(got, want) {
 		t.Errorf("labels %v, want %v", got, want)
@@ -73,7 +75,8 @@ func TestLabelerOnlyOurs(t *testing.T) {
 	// A change: one patch, and no read.
 	l.Sync(ctx, HandlerLabels(map[string]bool{"kata": false, "crun": true}))
 	flush(t, l)
-	delete(want, "runtimeclassd.io/handler.gvisor")
+	// gvisor's policy is gone: its label says false, it is not removed.
+	want["runtimeclassd.io/handler.gvisor"] = "false"
 	want["runtimeclassd.io/handler.kata"] = "false"
 	want["runtimeclassd.io/handler.crun"] = "true"
 	if got := f.nodeLabels("w1"); !maps.Equal(got, want) {
@@ -81,6 +84,24 @@ func TestLabelerOnlyOurs(t *testing.T) {
 	}
 	if n := f.total() - before; n != 1 {
 		t.Errorf("a change: %d requests, want 1 (a patch)", n)
+	}
+
+	// No policy at all: every label of ours says false, once.
+	before = f.total()
+	for range 3 {
+		l.Sync(ctx, nil)
+		flush(t, l)
+	}
+	for k := range want {
+		if strings.HasPrefix(k, LabelPrefix) {
+			want[k] = "false"
+		}
+	}
+	if got := f.nodeLabels("w1"); !maps.Equal(got, want) {
+		t.Errorf("no policy: labels %v, want %v", got, want)
+	}
+	if n := f.total() - before; n != 1 {
+		t.Errorf("no policy, synced 3 times: %d requests, want 1 (a patch)", n)
 	}
 }
 

@@ -181,8 +181,8 @@ func viaProxy(t *testing.T, c *cluster, conf string, p *switchProxy) string {
 }
 
 // TestKubeLabels: runtimeclassd's Labeler with a kubelet's own credential
-// sets, changes and removes its runtimeclassd.io/handler.* labels on its
-// own Node and touches no other label; NodeRestriction refuses it any other
+// sets and changes its runtimeclassd.io/handler.* labels on its own Node,
+// turns those no policy names any more false, and touches no other label; NodeRestriction refuses it any other
 // Node; an unchanged set costs no request; labels catch up after the API
 // server comes back.
 func TestKubeLabels(t *testing.T) {
@@ -216,6 +216,7 @@ func TestKubeLabels(t *testing.T) {
 		"runtimeclassd.io/e2e":          "keep",
 		"runtimeclassd.io/handler.crun": "true",
 		"runtimeclassd.io/handler.kata": "false",
+		"runtimeclassd.io/handler.old":  "false", // ours, from no policy now: false
 	}
 	if got := c.nodeLabels("worker-a"); !maps.Equal(got, want) {
 		t.Errorf("worker-a labels %v, want %v", got, want)
@@ -233,8 +234,7 @@ func TestKubeLabels(t *testing.T) {
 	if err := flush(l); err != nil {
 		t.Fatal(err)
 	}
-	delete(want, "runtimeclassd.io/handler.kata")
-	want["runtimeclassd.io/handler.crun"] = "false"
+	want["runtimeclassd.io/handler.crun"] = "false" // kata, no longer asked for, stays false
 	if got := c.nodeLabels("worker-a"); !maps.Equal(got, want) {
 		t.Errorf("worker-a labels %v, want %v", got, want)
 	}

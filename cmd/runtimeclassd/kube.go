@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/runtimeclassd/runtimeclassd/daemon"
 	"github.com/runtimeclassd/runtimeclassd/kube"
 )
@@ -141,6 +143,7 @@ func (e *env) wireKube(ctx context.Context, rec *daemon.Reconciler, metrics *dae
 			if err != nil {
 				return err
 			}
+			countRequests(metrics, c, "labels")
 			l := kube.NewLabeler(c, node, kube.LabelerOptions{Log: e.log.With("component", "labels")})
 			go l.Run(ctx)
 			rec.NodeLabels = labelSetter{l, e}
@@ -156,6 +159,7 @@ func (e *env) wireKube(ctx context.Context, rec *daemon.Reconciler, metrics *dae
 		if err != nil {
 			return err
 		}
+		countRequests(metrics, c, "fleet")
 		b, err := kube.NewBudget(c, kube.BudgetConfig{
 			Namespace: e.cfg.FleetNamespace, Node: node, Slots: e.cfg.MaxConcurrentRestarts,
 			LeaseDuration: time.Duration(e.cfg.FleetLeaseDuration), OnUnreachable: e.cfg.OnAPIUnreachable,
@@ -174,4 +178,18 @@ func (e *env) wireKube(ctx context.Context, rec *daemon.Reconciler, metrics *dae
 		e.log.Info("fleet coordination on", "node", node, "namespace", e.cfg.FleetNamespace, "max_concurrent_restarts", e.cfg.MaxConcurrentRestarts)
 	}
 	return nil
+}
+
+// countRequests exports how many requests a client has sent to the API
+// server, as runtimeclassd_kube_api_requests_total{client}: what the node
+// costs the control plane, to be a handful per change, never a poll loop.
+func countRequests(m *daemon.Metrics, c *kube.Client, client string) {
+	if m == nil || m.Registry == nil {
+		return
+	}
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "runtimeclassd_kube_api_requests_total",
+		Help:        "Requests sent to the Kubernetes API server, by client: labels (the Node's labels) or fleet (restart slots and the failure record).",
+		ConstLabels: prometheus.Labels{"client": client},
+	}, func() float64 { return float64(c.Requests()) }))
 }

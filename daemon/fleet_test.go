@@ -275,3 +275,34 @@ func TestNodeLabelsFollowOffers(t *testing.T) {
 		t.Fatalf("label sets %v", labels.sets)
 	}
 }
+
+// leftoverFleet is a fakeFleet that can free the slots an earlier run held.
+type leftoverFleet struct{ *fakeFleet }
+
+func (f leftoverFleet) ReleaseLeftovers(context.Context) (int, error) {
+	f.log("leftovers")
+	return 1, nil
+}
+
+// A daemon that starts (Recover) frees the slots a killed run of it held,
+// so that the fleet does not wait out their lease; not while this process
+// holds a slot itself.
+func TestFleetRecoverFreesLeftoverSlots(t *testing.T) {
+	t.Parallel()
+	r, f := fleetRig(t)
+	r.rec.Fleet = leftoverFleet{f}
+	if rep := r.rec.Recover(context.Background()); rep != nil && rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if got := f.Events(); got != "leftovers" {
+		t.Errorf("events %q, want the leftovers freed", got)
+	}
+	f.mu.Lock()
+	f.events = nil
+	f.mu.Unlock()
+	r.rec.release = func() { f.log("release") }
+	r.rec.Recover(context.Background())
+	if got := f.Events(); got != "" {
+		t.Errorf("events %q with a slot held by this process, want none", got)
+	}
+}

@@ -759,6 +759,7 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 		return &Report{Outcome: OutcomeError, Err: err}
 	}
 	defer unlock()
+	defer r.releaseLeftovers(ctx)
 	r.removeTemps()
 	if r.Smoker != nil {
 		if n, err := r.Smoker.RemoveLeftovers(ctx); err != nil {
@@ -845,6 +846,32 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 		return &Report{Outcome: OutcomeError, Err: err}
 	}
 	return r.finish(ctx, rep, p)
+}
+
+// leftoverReleaser is a Fleet that can free the restart slots an earlier
+// run of this node's daemon held and never released (kube.Fleet is one).
+type leftoverReleaser interface {
+	ReleaseLeftovers(ctx context.Context) (int, error)
+}
+
+// releaseLeftovers frees, once Recover is done, the fleet's restart slots
+// that a killed run of this daemon held, unless Recover took one itself
+// (it then holds it until the first reconcile has smoke-tested the
+// handlers). Without it, a daemon killed mid-apply and restarted by
+// systemd finishes in a second while the other nodes wait out its slot's
+// lease (fleet_lease_duration, 30 s by default), which the e2e measured.
+// Bounded, so that an unreachable API server delays the start by a few
+// seconds at most; the slot then expires by itself.
+func (r *Reconciler) releaseLeftovers(ctx context.Context) {
+	lr, ok := r.Fleet.(leftoverReleaser)
+	if !ok || r.release != nil || ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := lr.ReleaseLeftovers(ctx); err != nil {
+		r.Log.Warn("could not free a restart slot an earlier run of this daemon held; it expires by itself", "err", err)
+	}
 }
 
 // removeTemps deletes what writes killed before their rename left behind:

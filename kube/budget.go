@@ -526,6 +526,37 @@ func (s *Slot) Release(ctx context.Context) error {
 	return fmt.Errorf("releasing %s: conflicts (it expires by itself)", s.Name)
 }
 
+// ReleaseLeftovers frees the slots this node holds that no Slot of this
+// process holds: those an earlier run of the daemon took and never released
+// (it was killed, or stopped mid-restart). Without it they block the fleet
+// until their lease expires, long after this node has finished. Call it
+// only when this process holds no slot. It returns how many it freed; a
+// slot that changed since it was listed is left alone.
+func (b *Budget) ReleaseLeftovers(ctx context.Context) (int, error) {
+	list, err := b.client.listLeases(ctx, b.cfg.Namespace, RoleLabel+"="+RoleSlot)
+	if err != nil {
+		return 0, fmt.Errorf("listing restart slots: %w", err)
+	}
+	freed := 0
+	for i := range list.Items {
+		l := list.Items[i]
+		if l.holder() != b.cfg.Node {
+			continue
+		}
+		l.Spec.HolderIdentity = nil
+		l.Spec.RenewTime = mt(b.cfg.Clock.Now())
+		switch _, err := b.client.updateLease(ctx, &l); {
+		case err == nil:
+			freed++
+			b.cfg.Log.Info("restart slot released: an earlier run of this node held it", "slot", l.Metadata.Name)
+		case StatusCode(err) == http.StatusConflict || StatusCode(err) == http.StatusNotFound:
+		default:
+			return freed, fmt.Errorf("releasing %s (it expires by itself): %w", l.Metadata.Name, err)
+		}
+	}
+	return freed, nil
+}
+
 // mark writes this node's Lease with its state, so that `fleet status`
 // lists waiting nodes. Best effort: it reports whether it was written.
 // While waiting, it is rewritten only when the reason changes or half its

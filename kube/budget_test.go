@@ -288,6 +288,32 @@ func TestBudgetOwnStaleHold(t *testing.T) {
 	}
 }
 
+// TestBudgetReleaseLeftovers: a node whose earlier run was killed holding
+// a slot, and that needs none now, frees it at once instead of leaving the
+// fleet to wait out its lease; other nodes' slots stay theirs.
+func TestBudgetReleaseLeftovers(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	ctx := t.Context()
+	for i, h := range []string{"a", "b", "a"} {
+		f.leases[ns+"/"+SlotName(i)] = &lease{Metadata: objectMeta{Name: SlotName(i), Namespace: ns, ResourceVersion: "3",
+			Labels: map[string]string{RoleLabel: RoleSlot}}, Spec: leaseSpec{HolderIdentity: ptr(h), LeaseDurationSeconds: ptr(int32(30))}}
+	}
+	n, err := newTestBudget(t, f, clk, "a", 3).ReleaseLeftovers(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("ReleaseLeftovers: %d, %v; want 2 slots freed", n, err)
+	}
+	if got := f.holders(ns); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("holders %v, want b only", got)
+	}
+	// Another node gets a freed slot at its first look, without waiting
+	// out a's lease.
+	if s := mustAcquire(t, ctx, newTestBudget(t, f, clk, "c", 3)); s.Name == SlotName(1) {
+		t.Errorf("c took b's slot")
+	}
+}
+
 // TestBudgetUnreachable: with the API server down, "wait" waits (and says
 // why) until the context ends; "proceed" proceeds without a slot once the
 // API server has been unreachable for ProceedAfter.

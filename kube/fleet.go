@@ -38,6 +38,12 @@ func (f *Fleet) Acquire(ctx context.Context) (release func(), err error) {
 	}, nil
 }
 
+// ReleaseLeftovers frees the slots an earlier run of this node's daemon
+// held and never released (Budget.ReleaseLeftovers).
+func (f *Fleet) ReleaseLeftovers(ctx context.Context) (int, error) {
+	return f.Budget.ReleaseLeftovers(ctx)
+}
+
 // Failed records that policy hash failed on this node.
 func (f *Fleet) Failed(ctx context.Context, hash, reason string) error {
 	return f.Failures.Record(ctx, hash, f.Node, reason)

@@ -35,6 +35,10 @@ const (
 // errDropInOn1x explains why the drop-in mode is refused on containerd 1.x.
 var errDropInOn1x = errors.New("mode drop-in needs containerd 2.0 or later: containerd 1.x replaces a whole plugin section with an imported file's (containerd #5837), so a drop-in that names one runtime would take every other CRI setting away; use mode = \"patch\" or \"auto\"")
 
+// Mode is the mode the Applier writes in: the configured one, with auto
+// resolved against the installed containerd (see mode).
+func (a *Applier) Mode(ctx context.Context) (string, error) { return a.mode(ctx) }
+
 // mode resolves the configured mode against the installed containerd: its
 // default config's version is 3 or more from containerd 2.0 on. The answer
 // is cached for the Applier's life.

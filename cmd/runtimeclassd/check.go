@@ -169,7 +169,7 @@ func runtimeClassYAML(h policy.Handler) string {
 }
 
 func statusFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-	return func(_ context.Context, e *env, args []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
 		if err := noArgs(args); err != nil {
 			return err
 		}
@@ -189,9 +189,18 @@ func statusFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 				fmt.Fprintf(w, "last backup:\t%s\n", st.Backup)
 			}
 		}
-		fmt.Fprintf(w, "mode:\t%s\n", e.cfg.Mode)
+		mode, shown := e.cfg.Mode, e.cfg.Mode
+		if mode == daemon.ModeAuto {
+			// What auto picks here, as the daemon would.
+			if m, err := e.applier().Mode(ctx); err != nil {
+				shown += fmt.Sprintf(" (cannot tell what it picks: %v)", err)
+			} else {
+				mode, shown = m, shown+": "+m
+			}
+		}
+		fmt.Fprintf(w, "mode:\t%s\n", shown)
 		for _, f := range []string{e.cfg.ContainerdConfig, e.cfg.DropInPath()} {
-			if f == e.cfg.DropInPath() && e.cfg.Mode == daemon.ModePatch && !exists(f) {
+			if f == e.cfg.DropInPath() && mode == daemon.ModePatch && !exists(f) {
 				continue
 			}
 			managed, err := daemon.ManagedBlocks(f)

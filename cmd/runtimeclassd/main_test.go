@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -629,5 +630,20 @@ func waitServing(t *testing.T, n *node) {
 			t.Fatalf("containerd did not serve within 60 s:\n%s", &n.stderr)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStatusModeAuto: status says what mode auto picks with the installed
+// containerd: patch for 1.x, drop-in for 2.x.
+func TestStatusModeAuto(t *testing.T) {
+	t.Parallel()
+	for major, want := range map[int]string{1: "auto: patch", 2: "auto: drop-in"} {
+		n := newNode(t, major, nil)
+		if code := n.run("status", "--mode", "auto"); code != 0 {
+			t.Fatalf("containerd %d.x: status: exit %d\n%s", major, code, &n.stderr)
+		}
+		if out := n.stdout.String(); !regexp.MustCompile(`(?m)^mode:\s+` + want + `$`).MatchString(out) {
+			t.Errorf("containerd %d.x: status does not say %q:\n%s", major, want, out)
+		}
 	}
 }

@@ -29,6 +29,7 @@ type walkStep struct {
 	line   int // in README.md
 	script string
 	want   []string // lines, "..." matching anything
+	where  string   // of <!-- walkthrough:KIND:WHERE -->; "" for KIND alone
 }
 
 func TestWalkthrough(t *testing.T) {
@@ -77,9 +78,9 @@ func (n *node) walk(script string) (string, error) {
 	return out.String(), err
 }
 
-// walkthrough reads the blocks marked <!-- walkthrough:KIND --> from a
-// Markdown file, with the output block that follows each, if marked
-// <!-- walkthrough:output -->.
+// walkthrough reads the blocks marked <!-- walkthrough:KIND --> or
+// <!-- walkthrough:KIND:WHERE --> from a Markdown file, with the output
+// block that follows each, if marked <!-- walkthrough:output -->.
 func walkthrough(path, kind string) ([]walkStep, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -87,9 +88,20 @@ func walkthrough(path, kind string) ([]walkStep, error) {
 	}
 	lines := strings.Split(string(b), "\n")
 	var steps []walkStep
+	ours := false // whether the last step marker seen was of kind
 	for i := 0; i < len(lines); i++ {
 		marker := strings.TrimSpace(lines[i])
-		if marker != "<!-- walkthrough:"+kind+" -->" && marker != "<!-- walkthrough:output -->" {
+		name, isMarker := strings.CutPrefix(marker, "<!-- walkthrough:")
+		name, _ = strings.CutSuffix(name, " -->")
+		where, ofKind := strings.CutPrefix(name, kind+":")
+		if name == kind {
+			where, ofKind = "", true
+		}
+		isOutput := marker == "<!-- walkthrough:output -->"
+		if isMarker && !isOutput {
+			ours = ofKind
+		}
+		if !ofKind && !(isOutput && ours) {
 			continue
 		}
 		if i+1 >= len(lines) || !strings.HasPrefix(lines[i+1], "```") {
@@ -108,7 +120,7 @@ func walkthrough(path, kind string) ([]walkStep, error) {
 			if lines[i+1] != "```sh" {
 				return nil, fmt.Errorf("%s:%d: a step's block must be ```sh", path, i+2)
 			}
-			steps = append(steps, walkStep{line: i + 3, script: strings.Join(body, "\n")})
+			steps = append(steps, walkStep{line: i + 3, script: strings.Join(body, "\n"), where: where})
 		}
 		i = end
 	}

@@ -107,9 +107,11 @@ package: deps build
 # one-shot command against nvidia-ctk and containerd's config dump, scale
 # fits, and the reaction and idle figures of real nodes (make measure's
 # TestMeasureReaction and TestMeasureIdle). Prints the table and rewrites
-# docs/BENCHMARKS.md's results and plots.
+# docs/BENCHMARKS.md's results and plots. Then the fleet simulation in full
+# (fleet-bench, about 15 minutes more).
 bench: package
 	scripts/bench.sh
+	$(MAKE) fleet-bench
 
 # The fleet simulation in full (make test runs it with 200 agents): 1,000
 # node agents with the project's budget code against a real kube-apiserver

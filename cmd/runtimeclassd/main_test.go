@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"github.com/runtimeclassd/runtimeclassd/internal/testbin"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -645,5 +647,70 @@ func TestStatusModeAuto(t *testing.T) {
 		if out := n.stdout.String(); !regexp.MustCompile(`(?m)^mode:\s+` + want + `$`).MatchString(out) {
 			t.Errorf("containerd %d.x: status does not say %q:\n%s", major, want, out)
 		}
+	}
+}
+
+// TestDropInApplyTwiceThenRevert is the corpus round trip in drop-in mode,
+// on containerd 2.4.2: apply writes the handlers into the drop-in (and an
+// imports entry only where nothing covers it), a second apply changes
+// nothing, and revert gives back config.toml's original bytes with the
+// drop-in gone.
+func TestDropInApplyTwiceThenRevert(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../../ctrdconfig/testdata/configs/*.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Refused with their reason, config.toml untouched: a config of version
+	// 1 (an empty file is one; 2.x reads no version 1), a runtimes table
+	// written inline. v2-unmanaged-kata.toml's kata is another tool's: left
+	// alone, reported, and gvisor alone written.
+	refused := map[string]string{"empty.toml": "version 1", "v1-legacy.toml": "version 1", "v2-inline.toml": "inline"}
+	tried := 0
+	for _, path := range files {
+		name := filepath.Base(path)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			orig := readCorpus(t, name)
+			n := newNode(t, 2, orig)
+			dropIn := filepath.Join(filepath.Dir(n.config), "conf.d", "50-runtimeclassd.toml")
+			n.policyFile("10-kata.toml", kataPolicy)
+			n.policyFile("20-gvisor.toml", "[handlers.gvisor]\npreset = \"gvisor\"\n")
+			code := n.run("apply", "--no-restart", "--mode", "drop-in")
+			if why, ok := refused[name]; ok {
+				if code == 0 || !strings.Contains(n.stderr.String(), why) || !bytes.Equal(n.read(), orig) {
+					t.Fatalf("apply: exit %d, want a refusal naming %q and config.toml untouched\n%s", code, why, &n.stderr)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("apply: exit %d\n%s", code, &n.stderr)
+			}
+			in, err := os.ReadFile(dropIn)
+			ownKata := name != "v2-unmanaged-kata.toml"
+			if err != nil || bytes.Contains(in, []byte("handler=kata")) != ownKata || !bytes.Contains(in, []byte("handler=gvisor")) {
+				t.Fatalf("drop-in %s: %v\n%s", dropIn, err, in)
+			}
+			applied := n.read()
+			if code := n.run("apply", "--no-restart", "--mode", "drop-in"); code != 0 || !strings.Contains(n.stderr.String(), "up to date") {
+				t.Fatalf("second apply: exit %d\n%s", code, &n.stderr)
+			}
+			if again, _ := os.ReadFile(dropIn); !bytes.Equal(again, in) || !bytes.Equal(n.read(), applied) {
+				t.Fatal("second apply rewrote a file")
+			}
+			if code := n.run("revert", "--no-restart", "--mode", "drop-in"); code != 0 {
+				t.Fatalf("revert: exit %d\n%s", code, &n.stderr)
+			}
+			if !bytes.Equal(n.read(), orig) {
+				t.Fatalf("revert did not restore config.toml's original bytes:\n%s", n.read())
+			}
+			if _, err := os.Stat(dropIn); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the drop-in is still there after revert: %v", err)
+			}
+		})
+		tried++
+	}
+	if tried < 10 {
+		t.Fatalf("%d corpus files, want at least 10", tried)
 	}
 }

@@ -168,6 +168,20 @@ func (p *Plan) files(configPath string) []planFile {
 	return append([]planFile{df}, out...)
 }
 
+// Written names the files the plan writes, in the order of writing: the
+// drop-in, config.toml, or both ("removed PATH" for a drop-in it deletes).
+func (p *Plan) Written(configPath string) []string {
+	var out []string
+	for _, f := range p.files(configPath) {
+		if f.remove {
+			out = append(out, "removed "+f.path)
+		} else {
+			out = append(out, f.path)
+		}
+	}
+	return out
+}
+
 // managedFiles are the files whose bytes make up what containerd reads of
 // runtimeclassd's: config.toml, and the drop-in when a path is set.
 func (c Config) managedFiles() []string {

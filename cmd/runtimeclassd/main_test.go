@@ -691,6 +691,9 @@ func TestDropInApplyTwiceThenRevert(t *testing.T) {
 			if err != nil || bytes.Contains(in, []byte("handler=kata")) != ownKata || !bytes.Contains(in, []byte("handler=gvisor")) {
 				t.Fatalf("drop-in %s: %v\n%s", dropIn, err, in)
 			}
+			if !strings.Contains(n.stderr.String(), "wrote "+dropIn) {
+				t.Errorf("apply does not name the drop-in it wrote:\n%s", &n.stderr)
+			}
 			applied := n.read()
 			if code := n.run("apply", "--no-restart", "--mode", "drop-in"); code != 0 || !strings.Contains(n.stderr.String(), "up to date") {
 				t.Fatalf("second apply: exit %d\n%s", code, &n.stderr)

@@ -146,18 +146,25 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, diff, noResta
 			fmt.Fprint(e.stdout, rep.Plan.Diff(e.cfg.ContainerdConfig))
 		}
 	}
+	// The files written: config.toml, the drop-in, or both.
+	wrote := e.cfg.ContainerdConfig
+	if rep.Plan != nil {
+		if w := rep.Plan.Written(e.cfg.ContainerdConfig); len(w) > 0 {
+			wrote = strings.Join(w, " and ")
+		}
+	}
 	switch {
 	case rep.Err != nil && rep.Outcome != daemon.OutcomeHeld:
 		return rep.Err
 	case rep.Outcome == daemon.OutcomeUnchanged:
 		fmt.Fprintf(e.stderr, "%s is up to date; nothing written\n", e.cfg.ContainerdConfig)
 	case rep.Restarted:
-		fmt.Fprintf(e.stderr, "wrote %s (%s), restarted %s and verified it serves %s\n", e.cfg.ContainerdConfig, backupNote(rep.Backup), e.cfg.ContainerdUnit, servedNote(rep))
+		fmt.Fprintf(e.stderr, "wrote %s (%s), restarted %s and verified it serves %s\n", wrote, backupNote(rep.Backup), e.cfg.ContainerdUnit, servedNote(rep))
 	case noRestart:
-		fmt.Fprintf(e.stderr, "wrote %s (%s)\n", e.cfg.ContainerdConfig, backupNote(rep.Backup))
+		fmt.Fprintf(e.stderr, "wrote %s (%s)\n", wrote, backupNote(rep.Backup))
 		fmt.Fprintf(e.stderr, "not restarting containerd (--no-restart); the change takes effect at its next restart\n")
 	default:
-		fmt.Fprintf(e.stderr, "wrote %s (%s); %s is not running, so it was not started\n", e.cfg.ContainerdConfig, backupNote(rep.Backup), e.cfg.ContainerdUnit)
+		fmt.Fprintf(e.stderr, "wrote %s (%s); %s is not running, so it was not started\n", wrote, backupNote(rep.Backup), e.cfg.ContainerdUnit)
 	}
 	if opts.Revert {
 		fmt.Fprintln(e.stderr, "a running daemon will not re-apply the policy until it changes or `runtimeclassd apply` runs")

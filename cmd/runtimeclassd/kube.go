@@ -123,6 +123,65 @@ func (s labelSetter) SetHandlers(offered map[string]bool) {
 	}
 }
 
+// nodeLabeler starts the Node labeler from node_kubeconfig, running until
+// ctx ends; nil when there is no such file or it can't be used (then the
+// NFD feature file is the only way, as the log says).
+func (e *env) nodeLabeler(ctx context.Context, metrics *daemon.Metrics) (*kube.Labeler, error) {
+	path := e.cfg.NodeKubeconfig
+	if path == "" {
+		return nil, nil
+	}
+	c, kc, err := kubeClient(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		e.log.Info("no kubeconfig for node labels; the NFD feature file only", "node_kubeconfig", path)
+		return nil, nil
+	case err != nil:
+		e.log.Error("node labels disabled: the kubeconfig can't be used; the NFD feature file only", "node_kubeconfig", path, "err", err)
+		return nil, nil
+	}
+	node, err := e.nodeName(kc)
+	if err != nil {
+		return nil, err
+	}
+	countRequests(metrics, c, "labels")
+	l := kube.NewLabeler(c, node, kube.LabelerOptions{Log: e.log.With("component", "labels")})
+	go l.Run(ctx)
+	e.log.Info("setting the node's labels on its Node object", "node", node, "node_kubeconfig", path)
+	return l, nil
+}
+
+// oneShotLabels lets a one-shot revert, or an apply that restarts
+// containerd, set the Node's labels as the daemon would: after a purge's
+// revert the Node must not go on saying it offers the handlers. The
+// returned flush waits for them, at most 10 s (the API server may be
+// down: then it says so, and the labels are left as they were). An apply
+// --no-restart (the boot unit's, before the network) doesn't touch them:
+// containerd serves nothing new yet.
+func (e *env) oneShotLabels(ctx context.Context, rec *daemon.Reconciler, revert, noRestart bool) (flush func()) {
+	if !revert && noRestart {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	l, err := e.nodeLabeler(ctx, nil)
+	if err != nil || l == nil {
+		if err != nil {
+			fmt.Fprintf(e.stderr, "warning: node labels not set: %v\n", err)
+		}
+		cancel()
+		return func() {}
+	}
+	rec.NodeLabels = labelSetter{l, e}
+	return func() {
+		defer cancel()
+		fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer fcancel()
+		if err := l.Flush(fctx); err != nil {
+			fmt.Fprintf(e.stderr, "warning: %v; the Node's labels are as they were\n", err)
+		}
+	}
+}
+
 // wireKube gives the reconciler its Node labeler (from node_kubeconfig, if
 // the file exists) and the fleet (from fleet_kubeconfig, if set), and
 // starts what runs in the background until ctx ends. A node kubeconfig
@@ -131,24 +190,12 @@ func (s labelSetter) SetHandlers(offered map[string]bool) {
 // since restarting without it would break the fleet's promise.
 func (e *env) wireKube(ctx context.Context, rec *daemon.Reconciler, metrics *daemon.Metrics, status func(string)) error {
 	rec.OnAPIUnreachable = e.cfg.OnAPIUnreachable
-	if path := e.cfg.NodeKubeconfig; path != "" {
-		c, kc, err := kubeClient(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			e.log.Info("no kubeconfig for node labels; the NFD feature file only", "node_kubeconfig", path)
-		case err != nil:
-			e.log.Error("node labels disabled: the kubeconfig can't be used; the NFD feature file only", "node_kubeconfig", path, "err", err)
-		default:
-			node, err := e.nodeName(kc)
-			if err != nil {
-				return err
-			}
-			countRequests(metrics, c, "labels")
-			l := kube.NewLabeler(c, node, kube.LabelerOptions{Log: e.log.With("component", "labels")})
-			go l.Run(ctx)
-			rec.NodeLabels = labelSetter{l, e}
-			e.log.Info("setting the node's labels on its Node object", "node", node, "node_kubeconfig", path)
-		}
+	l, err := e.nodeLabeler(ctx, metrics)
+	if err != nil {
+		return err
+	}
+	if l != nil {
+		rec.NodeLabels = labelSetter{l, e}
 	}
 	if path := e.cfg.FleetKubeconfig; path != "" {
 		c, kc, err := kubeClient(path)

@@ -208,9 +208,20 @@ type Conflict struct {
 	// File is the file that defines it when it is not config.toml (a file
 	// config.toml imports).
 	File string
+	// Overrides, when set, are the imported files that define keys of a
+	// runtime runtimeclassd had already written in its drop-in: containerd
+	// merges them with runtimeclassd's block.
+	Overrides []ForeignDef
 }
 
 func (c Conflict) String() string {
+	if len(c.Overrides) > 0 {
+		var files []string
+		for _, d := range c.Overrides {
+			files = append(files, d.String())
+		}
+		return fmt.Sprintf("handler %q is overridden by %s, which config.toml also imports: containerd merges those keys with runtimeclassd's block, so the handler would not run as the policy says; the block is kept as it is, and the handler is not offered until no other file defines it", c.Handler, strings.Join(files, "; "))
+	}
 	if c.File != "" {
 		return fmt.Sprintf("handler %q is defined in %s, which config.toml imports, and not managed by runtimeclassd; leaving it alone", c.Handler, c.File)
 	}

@@ -92,6 +92,32 @@ func Imports(src []byte) ([]string, error) {
 // containerd's merge order), leaving out the file skip (runtimeclassd's own
 // drop-in). A handler another file defines is someone else's.
 func ForeignRuntimes(configPath string, src []byte, skip string) (map[string]string, error) {
+	defs, err := ForeignDefs(configPath, src, skip)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for name, d := range defs {
+		out[name] = d[len(d)-1].File
+	}
+	return out, nil
+}
+
+// ForeignDef is one imported file's definition of a runtime: the file, and
+// the keys it sets in the runtime's table, dotted and sorted
+// ("options.ConfigPath", "runtime_type").
+type ForeignDef struct {
+	File string
+	Keys []string
+}
+
+func (d ForeignDef) String() string {
+	return fmt.Sprintf("%s (%s)", d.File, strings.Join(d.Keys, ", "))
+}
+
+// ForeignDefs is ForeignRuntimes with every file that defines each runtime,
+// in containerd's merge order, and the keys each sets.
+func ForeignDefs(configPath string, src []byte, skip string) (map[string][]ForeignDef, error) {
 	imports, err := Imports(src)
 	if err != nil {
 		return nil, err
@@ -100,7 +126,7 @@ func ForeignRuntimes(configPath string, src []byte, skip string) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	out := map[string][]ForeignDef{}
 	for _, f := range files {
 		if filepath.Clean(f) == filepath.Clean(skip) {
 			continue
@@ -125,12 +151,31 @@ func ForeignRuntimes(configPath string, src []byte, skip string) (map[string]str
 			return nil, fmt.Errorf("imported %s: %w", f, err)
 		}
 		if rts, ok := lookupTable(m, path).(map[string]any); ok {
-			for name := range rts {
-				out[name] = f
+			for name, t := range rts {
+				var keys []string
+				flattenKeys(t, "", &keys)
+				sort.Strings(keys)
+				out[name] = append(out[name], ForeignDef{File: f, Keys: keys})
 			}
 		}
 	}
 	return out, nil
+}
+
+// flattenKeys appends the dotted keys of v's leaves (v itself when it is
+// not a table).
+func flattenKeys(v any, prefix string, out *[]string) {
+	t, ok := v.(map[string]any)
+	if !ok {
+		*out = append(*out, prefix)
+		return
+	}
+	for k, sub := range t {
+		if prefix != "" {
+			k = prefix + "." + k
+		}
+		flattenKeys(sub, k, out)
+	}
 }
 
 // DumpWith returns containerd's effective config for a candidate

@@ -2,6 +2,7 @@ package ctrdconfig
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +67,10 @@ func TestDumpWithRealContainerd(t *testing.T) {
 	foreign, err := ForeignRuntimes(target, []byte(cfg), dropin)
 	if err != nil || len(foreign) != 1 || !strings.HasSuffix(foreign["gpu"], "10-gpu.toml") {
 		t.Fatalf("foreign %v %v", foreign, err)
+	}
+	defs, err := ForeignDefs(target, []byte(cfg), dropin)
+	if d := defs["gpu"]; err != nil || len(d) != 1 || fmt.Sprint(d[0].Keys) != "[options.BinaryName runtime_type]" {
+		t.Fatalf("foreign definitions %v %v", defs, err)
 	}
 	// Without the candidate: crun is gone.
 	dump, _ = v.DumpWith(context.Background(), target, []byte(cfg), dropin, nil)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"debug/buildinfo"
@@ -258,9 +259,13 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	if version < 2 {
 		return &InvalidError{fmt.Errorf("%s: mode drop-in needs a config of version 2 or later (this one is version %d)", cfg.ContainerdConfig, version)}
 	}
-	foreign, err := ctrdconfig.ForeignRuntimes(cfg.ContainerdConfig, p.Original, cfg.DropInPath())
+	defs, err := ctrdconfig.ForeignDefs(cfg.ContainerdConfig, p.Original, cfg.DropInPath())
 	if err != nil {
 		return &InvalidError{fmt.Errorf("%s: %w", cfg.ContainerdConfig, err)}
+	}
+	foreign := map[string]string{}
+	for name, d := range defs {
+		foreign[name] = d[len(d)-1].File
 	}
 	d, err := readFilePlan(cfg.DropInPath())
 	if err != nil {
@@ -290,17 +295,41 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 		}
 		p.Result = res
 	}
+	// A handler in conflict whose block is already in the drop-in was
+	// defined elsewhere after runtimeclassd wrote it: another drop-in that
+	// merges over ours, or config.toml. Its block stays as it is (without
+	// it, containerd would be left with the other file's keys alone, maybe
+	// half a runtime) and it is not offered (see withoutConflicts).
+	inDropIn := map[string]bool{}
+	if d.Exists {
+		if doc, err := tomlpatch.Parse(d.Original); err == nil {
+			blocks, _ := ctrdconfig.Blocks(doc)
+			for _, b := range blocks {
+				inDropIn[b.Handler] = true
+			}
+		}
+	}
 	owned := want[:0:0]
-	conflicted := map[string]bool{}
-	for _, c := range p.Result.Conflicts {
-		conflicted[c.Handler] = true
+	conflicted := map[string]string{} // handler: the file that defines it
+	kept := 0
+	for i, c := range p.Result.Conflicts {
+		conflicted[c.Handler] = cmp.Or(c.File, cfg.ContainerdConfig)
+		if inDropIn[c.Handler] {
+			kept++
+			if c.File != "" {
+				p.Result.Conflicts[i].Overrides = defs[c.Handler]
+			}
+		}
+		if a.Log != nil {
+			a.Log.Warn("handler not applied", "handler", c.Handler, "reason", p.Result.Conflicts[i].String())
+		}
 	}
 	for _, r := range want {
-		if !conflicted[r.Name] {
+		if conflicted[r.Name] == "" {
 			owned = append(owned, r)
 		}
 	}
-	if len(owned) == 0 {
+	if len(owned) == 0 && kept == 0 {
 		d.Remove, d.Out = true, nil
 		return nil
 	}
@@ -308,7 +337,9 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	if !d.Exists {
 		src = ctrdconfig.DropInHeader(version, cfg.ContainerdConfig)
 	}
-	dres, err := ctrdconfig.Patch(src, owned, ctrdconfig.Options{})
+	// The handlers in conflict as foreign: their blocks are kept as they
+	// are, and none is added for them.
+	dres, err := ctrdconfig.Patch(src, want, ctrdconfig.Options{Foreign: conflicted})
 	if err != nil {
 		return &InvalidError{fmt.Errorf("%s: %w", cfg.DropInPath(), err)}
 	}
@@ -438,4 +469,19 @@ func (a *Applier) validateDropIn(ctx context.Context, p *Plan) error {
 		return fmt.Errorf("validating the new config with its drop-in: %w", err)
 	}
 	return nil
+}
+
+// withoutConflicts takes the handlers in conflict out of offers: one whose
+// block runtimeclassd kept while another file defines it too (see
+// planDropIn) is served by containerd, but with that file's keys merged
+// in, not as the policy says.
+func withoutConflicts(offers map[string]Offer, p *Plan) {
+	if p == nil || p.Result == nil {
+		return
+	}
+	for _, c := range p.Result.Conflicts {
+		if o, ok := offers[c.Handler]; ok && o.Offered {
+			offers[c.Handler] = Offer{Reason: c.String(), Smoke: o.Smoke}
+		}
+	}
 }

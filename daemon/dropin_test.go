@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
 	"github.com/runtimeclassd/runtimeclassd/internal/testbin"
 )
 
@@ -224,4 +225,82 @@ func TestServiceWatchesTheDropIn(t *testing.T) {
 	other := filepath.Join(filepath.Dir(r.cfg.DropIn), "99-other.toml")
 	os.WriteFile(other, []byte("version = 3\n"), 0o644)
 	next(t, reports, OutcomeUnchanged)
+}
+
+// A drop-in another tool adds after ours, merging keys over a handler we
+// wrote, is an override: containerd 2.4.2 (the real one validates every
+// plan here) would run our handler with their keys. The next reconcile
+// keeps our block byte for byte (deleting it would leave containerd their
+// half table alone), restarts nothing, stops offering the handler and says
+// which file overrides which keys; once the file is gone, the handler is
+// offered again, still without a restart.
+func TestDropInOverriddenAfterWrite(t *testing.T) {
+	t.Parallel()
+	const crunPolicy = "[handlers.crun]\npreset = \"crun\"\n"
+	for _, tc := range []struct {
+		name, policy, handler, other string
+		keys, kept                   []string // reported keys; handlers still offered
+	}{
+		{"kata options.ConfigPath", kataPolicy, "kata",
+			"[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.kata.options]\nConfigPath = \"/opt/other.toml\"\n",
+			[]string{"options.ConfigPath"}, nil},
+		{"crun runtime_type beside kata", kataPolicy + crunPolicy, "crun",
+			"[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.crun]\nruntime_type = \"io.containerd.other.v1\"\n",
+			[]string{"runtime_type"}, []string{"kata"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := dropInRig(t)
+			r.rec.Applier.Validator = &ctrdconfig.Validator{Binary: testbin.Containerd(t, 2)}
+			r.orig = []byte("version = 3\nimports = ['" + filepath.Dir(r.cfg.DropIn) + "/*.toml']\n")
+			os.WriteFile(r.cfg.ContainerdConfig, r.orig, 0o644)
+			r.policy("p.toml", tc.policy)
+			ctx := context.Background()
+			if rep := r.rec.Reconcile(ctx); rep.Outcome != OutcomeApplied || !rep.Offered[tc.handler] || r.sd.restarts != 1 {
+				t.Fatalf("apply: %+v (%v), restarts %d", rep, rep.Err, r.sd.restarts)
+			}
+			ours := r.dropIn()
+			other := filepath.Join(filepath.Dir(r.cfg.DropIn), "99-other.toml")
+			if err := os.WriteFile(other, []byte("version = 3\n"+tc.other), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 { // the second: nothing loops
+				rep := r.rec.Reconcile(ctx)
+				if rep.Outcome != OutcomeUnchanged || r.sd.restarts != 1 || r.dropIn() != ours {
+					t.Fatalf("reconcile %d with %s: %+v (%v), restarts %d, drop-in:\n%s", i, other, rep, rep.Err, r.sd.restarts, r.dropIn())
+				}
+				if rep.Offered[tc.handler] || strings.Contains(r.labels(), "handler."+tc.handler+"=true") {
+					t.Fatalf("reconcile %d: %s still offered with 99-other.toml over it: %v\n%s", i, tc.handler, rep.Offered, r.labels())
+				}
+				for _, k := range tc.kept {
+					if !rep.Offered[k] {
+						t.Fatalf("reconcile %d: %s not offered any more: %v", i, k, rep.Offers)
+					}
+				}
+				st, _ := LoadState(r.cfg.StateDir)
+				var reason string
+				for _, h := range st.Handlers {
+					if h.Name == tc.handler {
+						reason = h.Reason
+					}
+				}
+				for _, s := range append([]string{"overridden", other}, tc.keys...) {
+					if len(st.Conflicts) != 1 || !strings.Contains(st.Conflicts[0], s) || !strings.Contains(reason, s) {
+						t.Fatalf("reconcile %d: %q not in the conflicts %q or the handler's reason %q", i, s, st.Conflicts, reason)
+					}
+				}
+			}
+			if err := os.Remove(other); err != nil {
+				t.Fatal(err)
+			}
+			rep := r.rec.Reconcile(ctx)
+			if rep.Outcome != OutcomeUnchanged || r.sd.restarts != 1 || r.dropIn() != ours || !rep.Offered[tc.handler] ||
+				!strings.Contains(r.labels(), "handler."+tc.handler+"=true") {
+				t.Fatalf("after removing %s: %+v (%v), offers %v, restarts %d", other, rep, rep.Err, rep.Offers, r.sd.restarts)
+			}
+			if st, _ := LoadState(r.cfg.StateDir); len(st.Conflicts) != 0 {
+				t.Fatalf("conflicts left: %q", st.Conflicts)
+			}
+		})
+	}
 }

@@ -234,6 +234,7 @@ func (r *Reconciler) ReconcileWith(ctx context.Context, opts PlanOptions) *Repor
 	}
 	if rep.Policy != nil && ctx.Err() == nil {
 		rep.Offers = r.offers(ctx, rep.Policy)
+		withoutConflicts(rep.Offers, rep.Plan)
 		rep.Offered = map[string]bool{}
 		for name, o := range rep.Offers {
 			rep.Offered[name] = o.Offered

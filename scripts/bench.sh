@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 CACHE=${RUNTIMECLASSD_CACHE:-/var/tmp/runtimeclassd-cache}
 NVCTK_DIR=$CACHE/nvidia-ctk-v1.20.2
 NVCTK=$NVCTK_DIR/nvidia-ctk
-CTRD2=$(scripts/deps.sh hyperfine | tail -1)
+CTRD2=$(scripts/deps.sh hyperfine strace | tail -1)
 if [ ! -x "$NVCTK" ]; then
   echo "bench: building nvidia-ctk v1.20.2 into $NVCTK_DIR" >&2
   (cd "$(mktemp -d)" && GOFLAGS= GOBIN="$NVCTK_DIR" go install github.com/NVIDIA/nvidia-container-toolkit/cmd/nvidia-ctk@v1.20.2)

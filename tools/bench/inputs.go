@@ -95,11 +95,3 @@ func policy(n int) string {
 	}
 	return b.String()
 }
-
-// countingContainerd is a script that counts its runs in a file and runs
-// containerd.
-func countingContainerd(dir, real string) (bin, count string, err error) {
-	bin, count = filepath.Join(dir, "containerd-counting"), filepath.Join(dir, "containerd-runs")
-	script := "#!/bin/sh\necho >>" + count + "\nexec " + real + " \"$@\"\n"
-	return bin, count, os.WriteFile(bin, []byte(script), 0o755)
-}

@@ -379,9 +379,14 @@ func nextPort() int {
 	}
 }
 
+// noKeepAlive closes each connection after its response: an idle
+// connection kept open would be closed by the client 90 s later
+// (IdleConnTimeout), and wake the daemon that TestMeasureIdle watches.
+var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // get fetches a path from the node's daemon, from the host.
 func (n *node) get(path string) (int, string, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.port, path))
+	resp, err := noKeepAlive.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.port, path))
 	if err != nil {
 		return 0, "", err
 	}

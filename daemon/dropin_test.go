@@ -304,3 +304,36 @@ func TestDropInOverriddenAfterWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldPolicyKeepsOverriddenHandlerUnoffered: kata, overridden by
+// another drop-in, is not offered; a new policy that failed on another node
+// is held, and the held reconcile must not offer kata again (its report has
+// no written plan, but the conflict is still there).
+func TestHeldPolicyKeepsOverriddenHandlerUnoffered(t *testing.T) {
+	t.Parallel()
+	r := dropInRig(t)
+	r.rec.Applier.Validator = &ctrdconfig.Validator{Binary: testbin.Containerd(t, 2)}
+	r.orig = []byte("version = 3\nimports = ['" + filepath.Dir(r.cfg.DropIn) + "/*.toml']\n")
+	os.WriteFile(r.cfg.ContainerdConfig, r.orig, 0o644)
+	r.policy("p.toml", kataPolicy)
+	ctx := context.Background()
+	if rep := r.rec.Reconcile(ctx); rep.Outcome != OutcomeApplied || !rep.Offered["kata"] {
+		t.Fatalf("apply: %+v (%v)", rep, rep.Err)
+	}
+	other := filepath.Join(filepath.Dir(r.cfg.DropIn), "99-other.toml")
+	os.WriteFile(other, []byte("version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.kata.options]\nConfigPath = \"/opt/other.toml\"\n"), 0o644)
+	if rep := r.rec.Reconcile(ctx); rep.Offered["kata"] {
+		t.Fatalf("kata offered under 99-other.toml: %v", rep.Offers)
+	}
+	f := newFakeFleet()
+	r.rec.Fleet = f
+	r.policy("q.toml", "[handlers.crun]\npreset = \"crun\"\n")
+	f.failed[policyHash(t, r)] = "node-b"
+	rep := r.rec.Reconcile(ctx)
+	if rep.Outcome != OutcomeHeld {
+		t.Fatalf("want held: %+v (%v)", rep, rep.Err)
+	}
+	if rep.Offered["kata"] || strings.Contains(r.labels(), "handler.kata=true") {
+		t.Fatalf("the held reconcile offers kata, which 99-other.toml overrides: %v\n%s", rep.Offers, r.labels())
+	}
+}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -145,6 +146,9 @@ type Report struct {
 	// Replan asks for another reconcile at once: someone else changed
 	// config.toml while this one ran.
 	Replan bool
+	// unwritten is a plan not carried out (a held policy): what it found
+	// of other tools' definitions (conflicts) still holds for the offers.
+	unwritten *Plan
 }
 
 // Status is a one-line summary for sd_notify STATUS= and logs.
@@ -234,7 +238,7 @@ func (r *Reconciler) ReconcileWith(ctx context.Context, opts PlanOptions) *Repor
 	}
 	if rep.Policy != nil && ctx.Err() == nil {
 		rep.Offers = r.offers(ctx, rep.Policy)
-		withoutConflicts(rep.Offers, rep.Plan)
+		withoutConflicts(rep.Offers, cmp.Or(rep.Plan, rep.unwritten))
 		rep.Offered = map[string]bool{}
 		for name, o := range rep.Offers {
 			rep.Offered[name] = o.Offered
@@ -289,7 +293,7 @@ func (r *Reconciler) fleetGate(ctx context.Context, plan *Plan, restart bool, op
 		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError,
 			Err: fmt.Errorf("nothing written: the fleet's failure record can't be read (on_api_unreachable = \"wait\"): %w", err)}
 	case held:
-		return &Report{Policy: plan.Policy, Outcome: OutcomeHeld, Err: &HeldError{Policy: pol, Node: node, Reason: reason}}
+		return &Report{Policy: plan.Policy, Outcome: OutcomeHeld, Err: &HeldError{Policy: pol, Node: node, Reason: reason}, unwritten: plan}
 	}
 	if !restart || r.release != nil {
 		return nil

@@ -320,8 +320,16 @@ func (b *Budget) try(ctx context.Context) (*lease, error) {
 			return nil, lastErr
 		}
 		// Start at a random candidate, so that nodes looking at once
-		// spread over the free slots instead of all racing for the first.
+		// spread over the free slots instead of all racing for the first;
+		// but at a slot this node already holds (from before a restart of
+		// the daemon), if any, so that it never holds two.
 		first := int(b.cfg.Rand() * float64(len(candidates)))
+		for j, name := range candidates {
+			if cur, ok := byName[name]; ok && cur.holder() == b.cfg.Node {
+				first = j
+				break
+			}
+		}
 		conflicts := 0
 		for j := range candidates {
 			name := candidates[(first+j)%len(candidates)]

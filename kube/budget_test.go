@@ -286,6 +286,20 @@ func TestBudgetOwnStaleHold(t *testing.T) {
 	if s.Name != SlotName(0) {
 		t.Errorf("slot %q", s.Name)
 	}
+
+	// With free slots beside it, the node still takes the one it holds,
+	// never a second one (each look starts at a random free slot).
+	f = newFakeAPI(t)
+	f.leases[ns+"/"+SlotName(2)] = &lease{Metadata: objectMeta{Name: SlotName(2), Namespace: ns, ResourceVersion: "3",
+		Labels: map[string]string{RoleLabel: RoleSlot}}, Spec: leaseSpec{HolderIdentity: ptr("a"), LeaseDurationSeconds: ptr(int32(30))}}
+	for i := range 10 {
+		if s := mustAcquire(t, t.Context(), newTestBudget(t, f, clk, "a", 3)); s.Name != SlotName(2) {
+			t.Fatalf("look %d: took %q while holding %q", i, s.Name, SlotName(2))
+		}
+		if got := f.holders(ns); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("look %d: holders %v, want a once", i, got)
+		}
+	}
 }
 
 // TestBudgetReleaseLeftovers: a node whose earlier run was killed holding

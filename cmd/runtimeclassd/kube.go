@@ -151,15 +151,16 @@ func (e *env) nodeLabeler(ctx context.Context, metrics *daemon.Metrics) (*kube.L
 	return l, nil
 }
 
-// oneShotLabels lets a one-shot revert, or an apply that restarts
-// containerd, set the Node's labels as the daemon would: after a purge's
-// revert the Node must not go on saying it offers the handlers. The
-// returned flush waits for them, at most 10 s (the API server may be
-// down: then it says so, and the labels are left as they were). An apply
-// --no-restart (the boot unit's, before the network) doesn't touch them:
-// containerd serves nothing new yet.
-func (e *env) oneShotLabels(ctx context.Context, rec *daemon.Reconciler, revert, noRestart bool) (flush func()) {
-	if !revert && noRestart {
+// oneShotLabels lets a one-shot revert set the Node's labels as the daemon
+// would: after a purge's revert (the daemon stopped) the Node must not go
+// on saying it offers the handlers. The returned flush waits for them, at
+// most 10 s (the API server may be down: then it says so, and the labels
+// are left as they were). apply leaves the labels to the daemon: the boot
+// unit's apply --no-restart runs before the network, and a label written
+// by a one-shot apply that changed no file would not be seen by the
+// running daemon's labeler, which patches only what it knows to differ.
+func (e *env) oneShotLabels(ctx context.Context, rec *daemon.Reconciler, revert bool) (flush func()) {
+	if !revert {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)

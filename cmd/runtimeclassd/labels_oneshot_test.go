@@ -54,8 +54,8 @@ func (a *nodeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestRevertSetsNodeLabelsFalse: a one-shot revert (what a purge runs, with
 // the daemon stopped) turns the Node's handler labels false, so the Node
-// doesn't go on claiming handlers containerd no longer has; an apply
-// --no-restart (the boot unit's) sends no request.
+// doesn't go on claiming handlers containerd no longer has; apply (the
+// boot unit's, here) sends no request: the labels are the daemon's.
 func TestRevertSetsNodeLabelsFalse(t *testing.T) {
 	t.Parallel()
 	api := &nodeAPI{labels: map[string]string{"kubernetes.io/hostname": "w1", "runtimeclassd.io/handler.kata": "true"}}
@@ -83,7 +83,7 @@ current-context: x
 	}
 	api.mu.Lock()
 	if len(api.requests) != 0 {
-		t.Errorf("apply --no-restart sent %v; want nothing", api.requests)
+		t.Errorf("apply sent %v; want nothing", api.requests)
 	}
 	api.mu.Unlock()
 

@@ -139,7 +139,7 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, diff, noResta
 	defer cancel()
 	rec, closeFn := e.reconciler(!noRestart)
 	defer closeFn()
-	flushLabels := e.oneShotLabels(ctx, rec, opts.Revert, noRestart)
+	flushLabels := e.oneShotLabels(ctx, rec, opts.Revert)
 	rep := rec.ReconcileWith(ctx, opts)
 	flushLabels()
 	if rep.Plan != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,9 +22,10 @@ type fakeFleet struct {
 	reason map[string]string
 	// gate, if set, is waited on by Acquire (closed: a slot is free).
 	gate chan struct{}
-	// waiting is closed when Acquire starts waiting.
-	waiting chan struct{}
-	heldErr error
+	// waiting is closed when Acquire first starts waiting.
+	waiting  chan struct{}
+	waitOnce sync.Once
+	heldErr  error
 	// onAcquired runs once a slot is taken.
 	onAcquired func()
 }
@@ -42,7 +44,7 @@ func (f *fakeFleet) Events() string {
 
 func (f *fakeFleet) Acquire(ctx context.Context) (func(), error) {
 	f.log("acquire")
-	close(f.waiting)
+	f.waitOnce.Do(func() { close(f.waiting) })
 	if f.gate != nil {
 		select {
 		case <-f.gate:
@@ -304,5 +306,39 @@ func TestFleetRecoverFreesLeftoverSlots(t *testing.T) {
 	r.rec.Recover(context.Background())
 	if got := f.Events(); got != "" {
 		t.Errorf("events %q with a slot held by this process, want none", got)
+	}
+}
+
+// A policy this node applied, recorded as failed on another node since, is
+// still this node's: a block removed from config.toml (drift) is repaired,
+// through a slot, not held. A revert ends that: the same policy is then
+// new again, and held.
+func TestFleetRepairsTheRunningPolicy(t *testing.T) {
+	t.Parallel()
+	r, f := fleetRig(t)
+	r.policy("kata.toml", kataPolicy)
+	ctx := context.Background()
+	if rep := r.rec.Reconcile(ctx); rep.Outcome != OutcomeApplied {
+		t.Fatalf("apply: %+v (%v)", rep, rep.Err)
+	}
+	applied := r.config()
+	h := policyHash(t, r)
+	f.failed[h], f.reason[h] = "node-1", "CRI plugin failed to load"
+	if err := os.WriteFile(r.cfg.ContainerdConfig, r.orig, 0o644); err != nil { // someone drops our blocks
+		t.Fatal(err)
+	}
+	rep := r.rec.Reconcile(ctx)
+	if rep.Outcome != OutcomeApplied || !bytes.Equal(r.config(), applied) || r.sd.restarts != 2 {
+		t.Fatalf("repair of the running policy: %+v (%v), restarts %d", rep, rep.Err, r.sd.restarts)
+	}
+	if n := strings.Count(f.Events(), "acquire"); n != 2 {
+		t.Errorf("the repair restarted containerd without a slot: %s", f.Events())
+	}
+	opts := PlanOptions{Revert: true, Command: "revert"}
+	if rep := r.rec.ReconcileWith(ctx, opts); rep.Outcome != OutcomeApplied {
+		t.Fatalf("revert: %+v (%v)", rep, rep.Err)
+	}
+	if rep := r.rec.ReconcileWith(ctx, PlanOptions{Command: "apply"}); rep.Outcome != OutcomeHeld {
+		t.Fatalf("after a revert the policy is new again, and held: %+v (%v)", rep, rep.Err)
 	}
 }

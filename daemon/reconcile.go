@@ -249,6 +249,9 @@ func (r *Reconciler) ReconcileWith(ctx context.Context, opts PlanOptions) *Repor
 	if rep.Err != nil {
 		st.Reason = rep.Err.Error()
 	}
+	if rep.Policy != nil && !opts.Revert {
+		st.AppliedPolicy = rep.Policy.Hash()
+	}
 	if opts.Revert {
 		st.Hold = &Hold{At: r.now().UTC(), Policy: r.Applier.PolicyHash()}
 		if rep.Outcome == OutcomeApplied || rep.Outcome == OutcomeUnchanged {
@@ -277,6 +280,15 @@ func (r *Reconciler) releaseSlot() {
 	}
 }
 
+// runsAlready reports whether this node's last successful apply carried
+// out the policy pol, with no revert since: a write for it repairs drift
+// (a removed or edited block), it rolls out nothing new, so the fleet's
+// failure record doesn't hold it back.
+func (r *Reconciler) runsAlready(pol string) bool {
+	st, _ := LoadState(r.Applier.Cfg.StateDir)
+	return st != nil && st.AppliedPolicy == pol
+}
+
 // fleetGate asks the fleet whether this node may go on writing a policy:
 // not if the policy failed on another node (a Held report), and, before a
 // restart, not without a restart slot. Having waited for a slot, it plans
@@ -285,7 +297,12 @@ func (r *Reconciler) releaseSlot() {
 // that reconcile's report. A nil report means go on.
 func (r *Reconciler) fleetGate(ctx context.Context, plan *Plan, restart bool, opts PlanOptions) *Report {
 	pol := plan.Policy.Hash()
-	node, reason, held, err := r.Fleet.Held(ctx, pol)
+	var node, reason string
+	var held bool
+	var err error
+	if !r.runsAlready(pol) {
+		node, reason, held, err = r.Fleet.Held(ctx, pol)
+	}
 	switch {
 	case err != nil && r.OnAPIUnreachable == "proceed":
 		r.Log.Warn("the fleet's failure record can't be read; going on (on_api_unreachable = \"proceed\")", "err", err)

@@ -56,6 +56,10 @@ type State struct {
 	// Hold is set by `runtimeclassd revert`: the daemon applies nothing
 	// until the policy changes or `runtimeclassd apply` runs.
 	Hold *Hold `json:"hold,omitempty"`
+	// AppliedPolicy is the hash of the policy the last successful apply
+	// carried out ("" after a revert): a held policy that is this one is
+	// already this node's, and its drift is repaired (see fleetGate).
+	AppliedPolicy string `json:"applied_policy,omitempty"`
 	// Smoke is each managed handler's last sandbox smoke test.
 	Smoke map[string]SmokeRecord `json:"smoke,omitempty"`
 	// Import is the imports entry runtimeclassd added to config.toml for
@@ -99,6 +103,13 @@ func RecordOutcome(stateDir string, st *State) error {
 	st.Pending, st.BadCandidates, st.LastSuccess, st.LastRestart, st.Hold, st.Smoke, st.Import = prev.Pending, prev.BadCandidates, prev.LastSuccess, prev.LastRestart, hold, prev.Smoke, prev.Import
 	if success {
 		st.LastSuccess = st.Time
+	}
+	switch {
+	case success && st.Command == "revert":
+		st.AppliedPolicy = ""
+	case success && st.AppliedPolicy != "":
+	default:
+		st.AppliedPolicy = prev.AppliedPolicy
 	}
 	if sameOutcome(prev, st) {
 		return nil

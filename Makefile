@@ -7,7 +7,8 @@ BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.branch=$(BRANCH)
 BIN       := bin/runtimeclassd
 DAEMON    := bin/runtimeclassd-daemon
-CACHE     ?= /var/tmp/runtimeclassd-cache
+CACHE     ?= $(or $(RUNTIMECLASSD_CACHE),/var/tmp/runtimeclassd-cache)
+export RUNTIMECLASSD_CACHE := $(CACHE)
 CONTAINERD2_BIN ?= $(CACHE)/containerd-v2.4.2/containerd
 export CONTAINERD2_BIN
 

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/runtimeclassd}
-CTRD2=${CONTAINERD2_BIN:-/var/tmp/runtimeclassd-cache/containerd-v2.4.2/containerd}
+CTRD2=${CONTAINERD2_BIN:-${RUNTIMECLASSD_CACHE:-/var/tmp/runtimeclassd-cache}/containerd-v2.4.2/containerd}
 sandbox=$(mktemp -d /tmp/runtimeclassd-demo.XXXXXX)
 trap 'rm -rf "$sandbox"' EXIT
 chmod 0755 "$sandbox"

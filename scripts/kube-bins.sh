@@ -39,7 +39,7 @@ if [ -z "$todo" ]; then
   exit 0
 fi
 
-echo "kube-bins: building $(echo $todo) ($KUBE_VERSION) into $DIR; cold, 8-11 min and 3.1 GB of memory on 2 cores" >&2
+echo "kube-bins: building $(echo $todo) ($KUBE_VERSION) into $DIR; cold, 5-11 min and 3.1 GB of memory on 2 cores" >&2
 work=$(mktemp -d /var/tmp/runtimeclassd-kube-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/empty/sample-cli-plugin" "$work/empty/sample-controller" "$work/etcd" "$work/out"

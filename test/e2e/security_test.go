@@ -46,7 +46,15 @@ func TestNvidiaCheckUnderTheUnitsSandbox(t *testing.T) {
 
 	// The sandbox is in force for the daemon: its device cgroup allows
 	// /dev/nvidiactl for reading, not everything.
-	list := n.mustSh("cat /sys/fs/cgroup/devices/" + slice + "/runtimeclassd.service/devices.list")
+	// The service's device cgroup exists once systemd has realized the
+	// controller mounted above for it, which a loaded CI machine showed can
+	// come after `systemctl restart` returns: wait for it.
+	var list string
+	n.waitFor("runtimeclassd.service's device cgroup", 60*time.Second, func() error {
+		out, err := n.sh("cat /sys/fs/cgroup/devices/" + slice + "/runtimeclassd.service/devices.list")
+		list = out
+		return err
+	})
 	lines := strings.Split(list, "\n")
 	if !slices.Contains(lines, "c 195:255 r") || slices.Contains(lines, "a *:* rwm") {
 		t.Fatalf("runtimeclassd.service's device cgroup does not enforce the unit's DeviceAllow=:\n%s", list)

@@ -426,18 +426,7 @@ func TestMeasureIdle(t *testing.T) {
 		s, _ := strconv.Atoi(f[12])
 		return u + s
 	}
-	scheduled := func() int {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-		sum := 0
-		for _, tk := range tasks {
-			b, _ := os.ReadFile(tk)
-			if f := strings.Fields(string(b)); len(f) == 3 {
-				v, _ := strconv.Atoi(f[2])
-				sum += v
-			}
-		}
-		return sum
-	}
+	scheduled := func() int { return timesScheduled(pid) }
 	wdSec := 0.0
 	if v := n.mustSh("systemctl show -p WatchdogUSec --value runtimeclassd"); v != "" && v != "0" && v != "infinity" {
 		if d, err := time.ParseDuration(strings.ReplaceAll(v, "min", "m")); err == nil {
@@ -614,18 +603,7 @@ func TestMeasureWakeSources(t *testing.T) {
 	waitStatus(t, n, "applied")
 	time.Sleep(5 * time.Second)
 	pid := n.hostPID(n.mustSh("systemctl show -p MainPID --value runtimeclassd"))
-	scheduled := func() int {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-		sum := 0
-		for _, tk := range tasks {
-			b, _ := os.ReadFile(tk)
-			if f := strings.Fields(string(b)); len(f) == 3 {
-				v, _ := strconv.Atoi(f[2])
-				sum += v
-			}
-		}
-		return sum
-	}
+	scheduled := func() int { return timesScheduled(pid) }
 	// woke runs f and reports whether the daemon was scheduled within 2 s,
 	// after 2 quiet seconds.
 	woke := func(f func()) bool {
@@ -659,4 +637,20 @@ func TestMeasureWakeSources(t *testing.T) {
 		}
 	}
 	t.Logf("idle daemon woken by: a job of another unit %d/5, a command that is no job %d/5, nothing %d/5", job, control, nothing)
+}
+
+// timesScheduled is how many times any thread of the process pid has been
+// scheduled (/proc/PID/task/*/schedstat): a change between two reads is a
+// wake-up.
+func timesScheduled(pid int) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	sum := 0
+	for _, tk := range tasks {
+		b, _ := os.ReadFile(tk)
+		if f := strings.Fields(string(b)); len(f) == 3 {
+			v, _ := strconv.Atoi(f[2])
+			sum += v
+		}
+	}
+	return sum
 }

@@ -400,8 +400,15 @@ func hostileCases() []hostileCase {
 		add(hostileCase{name: "containerd 1.6 drops " + key, stage: atContainerd, files: one("[handlers.x]\npreset = \"crun\"\n" + kv + "\n"),
 			want: []string{"{c} (candidate), as containerd 1.6", `runtime "x": key ` + kv + " was written but containerd dropped it"}})
 	}
+	for _, more := range moreHostileCases {
+		add(more()...)
+	}
 	return cs
 }
+
+// moreHostileCases are groups of cases kept in their own files (one per
+// area: hostile_*_test.go), each registering itself from init.
+var moreHostileCases []func() []hostileCase
 
 func TestHostileInputs(t *testing.T) {
 	t.Parallel()

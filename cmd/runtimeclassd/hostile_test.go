@@ -54,6 +54,9 @@ type hostileCase struct {
 	want []string
 	// args are extra flags for every command.
 	args []string
+	// major is the containerd the node runs: 1 (1.6, the default, on its
+	// default config) or 2 (2.4.2, on its default config).
+	major int
 }
 
 const (
@@ -448,8 +451,12 @@ func TestHostileInputs(t *testing.T) {
 
 // run plays one case and reports whether config.toml changed.
 func (c hostileCase) run(t *testing.T) bool {
-	orig := readCorpus(t, "v2-default-1.6.toml")
-	n := newNode(t, 1, orig)
+	major, corpus := 1, "v2-default-1.6.toml"
+	if c.major == 2 {
+		major, corpus = 2, "v4-default-2.4.toml"
+	}
+	orig := readCorpus(t, corpus)
+	n := newNode(t, major, orig)
 	if err := os.Chmod(n.config, 0o640); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"path"
 	"slices"
 	"strings"
 	"unicode"
@@ -159,8 +160,14 @@ func checkOptions(runtimeType string, opts map[string]any) []fieldErr {
 				continue
 			}
 		}
-		for _, e := range checkValue(v, 1) {
+		verrs := checkValue(v, 1)
+		for _, e := range verrs {
 			errs = append(errs, fieldErr{key: append(key, e.key...), msg: e.msg})
+		}
+		if known && len(verrs) == 0 {
+			if msg := checkCgroupPath(spec, v); msg != "" {
+				errs = append(errs, fieldErr{key: key, msg: msg})
+			}
 		}
 	}
 	return errs
@@ -400,4 +407,18 @@ func printable(s string) string {
 	}
 	q := fmt.Sprintf("%+q", s)
 	return q[1 : len(q)-1]
+}
+
+// checkCgroupPath: the shim moves itself into ShimCgroup, a path under the
+// cgroup root; a '..' would take it (and a write to cgroup.procs) out of
+// the cgroup hierarchy.
+func checkCgroupPath(spec optionSpec, v any) string {
+	s, ok := v.(string)
+	if spec.name != "ShimCgroup" || !ok || s == "" {
+		return ""
+	}
+	if !strings.HasPrefix(s, "/") || path.Clean(s) != s || slices.Contains(strings.Split(s, "/"), "..") {
+		return fmt.Sprintf("ShimCgroup %q must be a clean absolute cgroup path (no '..', '.', '//' or trailing '/')", s)
+	}
+	return ""
 }

@@ -273,7 +273,18 @@ func readSafe(path string, opts Options) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		resolved, err := safepath.Resolve("/", filepath.Dir(abs), filepath.Base(abs))
+		dir := filepath.Dir(abs)
+		if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			// The policy directory is a symlink (a ConfigMap volume, a
+			// directory kept elsewhere): it is followed from the root,
+			// and every directory on the way must be root's alone.
+			real, err := safepath.Resolve("/", "/", dir)
+			if err != nil {
+				return nil, fmt.Errorf("%s: the policy directory %s is a symlink: %w", path, dir, err)
+			}
+			dir = real
+		}
+		resolved, err := safepath.Resolve("/", dir, filepath.Base(abs))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -479,8 +490,13 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 	if s.PrivilegedWithoutHostDevicesAllDevicesAllowed != nil {
 		h.PrivilegedWithoutHostDevicesAllDevicesAllowed = s.PrivilegedWithoutHostDevicesAllDevicesAllowed
 	}
-	if s.Requires != nil {
-		h.Requires = s.Requires
+	// A policy's requires only add to the preset's: a check that a preset
+	// or the runtime type brings can't be switched off (requires = [] once
+	// made a Kata handler ready on a node without /dev/kvm).
+	for _, r := range s.Requires {
+		if !slices.Contains(h.Requires, r) {
+			h.Requires = append(h.Requires, r)
+		}
 	}
 	if s.Smoke != nil {
 		h.Smoke = *s.Smoke
@@ -532,6 +548,10 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 				fail(fmt.Sprintf("wildcard %q would let any pod set every matching annotation; list the annotations one by one", a), list.key)
 			case !isAnnotation(a):
 				fail(fmt.Sprintf("%q is not a valid annotation key", a), list.key)
+			default:
+				if msg := checkClosureAnnotation(a); msg != "" {
+					fail(msg, list.key)
+				}
 			}
 		}
 	}
@@ -557,7 +577,40 @@ func resolve(name string, s *handlerSpec, opts Options) (Handler, []fieldErr) {
 			fail(msg, "requires")
 		}
 	}
+	for _, r := range impliedChecks(&h) {
+		if !slices.Contains(h.Requires, r) {
+			h.Requires = append(h.Requires, r)
+		}
+	}
 	return h, errs
+}
+
+// impliedChecks are the host checks that follow from what a handler runs,
+// whatever its preset and requires say: Kata's shim reads its
+// configuration, which names the hypervisor, kernel and image it runs
+// (kata-config); gVisor's shim runs runsc from its path unless its
+// configuration names a binary (runsc). They are security checks: the
+// files they look at are in the handler's execution closure
+// (docs/SECURITY.md), so no policy may leave them out.
+func impliedChecks(h *Handler) []string {
+	name := shimName(h.RuntimeType)
+	base := filepath.Base(h.RuntimePath)
+	switch {
+	case strings.HasPrefix(name, "kata") || strings.HasPrefix(base, "containerd-shim-kata"):
+		return []string{"kata-config"}
+	case name == "runsc" || strings.HasPrefix(base, "containerd-shim-runsc"):
+		return []string{"runsc"}
+	}
+	return nil
+}
+
+// shimName is the NAME of io.containerd.NAME.vN ("" if it isn't one).
+func shimName(runtimeType string) string {
+	parts := strings.Split(runtimeType, ".")
+	if len(parts) < 4 || parts[0] != "io" || parts[1] != "containerd" {
+		return ""
+	}
+	return strings.Join(parts[2:len(parts)-1], ".")
 }
 
 // checkPath applies the path rules: printable, absolute, clean, under a

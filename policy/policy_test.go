@@ -63,7 +63,8 @@ ConfigPath = "/opt/kata/share/defaults/kata-containers/configuration-fast.toml"
 		t.Fatal(err)
 	}
 	h := hs[0]
-	if h.RuntimeType != "io.containerd.kata-fast.v2" || *h.PrivilegedWithoutHostDevices || len(h.Requires) != 1 || h.Preset != "kata" {
+	// requires only adds to the preset's checks.
+	if h.RuntimeType != "io.containerd.kata-fast.v2" || *h.PrivilegedWithoutHostDevices || !reflect.DeepEqual(h.Requires, []string{"kvm", "vhost-vsock", "kata-config"}) || h.Preset != "kata" {
 		t.Fatalf("%+v", h)
 	}
 	f := h.Fields()
@@ -409,5 +410,64 @@ func TestSymlinkedPolicyFileHops(t *testing.T) {
 	os.Chmod(filepath.Join(base, "ww"), 0o755)
 	if p, err := Load(dir, Options{}); err != nil || len(p.Handlers) != 1 {
 		t.Fatalf("safe chain: %+v, %v", p, err)
+	}
+}
+
+// The checks a runtime type or a preset brings can't be switched off: a
+// policy's requires only add (issue 17: requires = [] made Kata ready on a
+// node without /dev/kvm, and a Kata handler without a preset skipped the
+// check of what Kata's configuration makes it run).
+func TestRequiresOnlyAdd(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ body, want string }{
+		{"preset = \"kata\"\nrequires = []\n", "kvm vhost-vsock kata-config"},
+		{"preset = \"kata-clh\"\nrequires = [\"path:/etc/flag\"]\n", "kvm vhost-vsock kata-config path:/etc/flag"},
+		{"preset = \"nvidia\"\nrequires = []\n", "nvidia"},
+		{"preset = \"gvisor\"\nrequires = []\n", "runsc"},
+		{"runtime_type = \"io.containerd.kata.v2\"\n", "kata-config"},
+		{"runtime_type = \"io.containerd.kata-fc.v2\"\nrequires = []\n", "kata-config"},
+		{"runtime_type = \"io.containerd.x.v2\"\nruntime_path = \"/opt/kata/bin/containerd-shim-kata-v2\"\n", "kata-config"},
+		{"runtime_type = \"io.containerd.runsc.v1\"\nrequires = []\n", "runsc"},
+		{"runtime_type = \"io.containerd.runc.v2\"\nrequires = []\n", ""},
+	} {
+		hs, err := Parse("p.toml", []byte("[handlers.x]\n"+c.body), Options{SkipOwnership: true})
+		if err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		if got := strings.Join(hs[0].Requires, " "); got != c.want {
+			t.Errorf("%q: requires %q, want %q", c.body, got, c.want)
+		}
+	}
+}
+
+// A policy directory that is a symlink to a root-owned directory is read
+// (it was refused as "not a directory"); reached through a directory
+// others can write, it is refused, and the message says so.
+func TestSymlinkedPolicyDir(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root: policy files must be root-owned")
+	}
+	// Under /run, not the test's temp dir: /tmp is world-writable, and a
+	// symlinked policy dir is followed from /.
+	base, err := os.MkdirTemp("/run", "rcd-policy-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	real := filepath.Join(base, "real")
+	os.Mkdir(real, 0o755)
+	os.WriteFile(filepath.Join(real, "a.toml"), []byte("[handlers.x]\npreset = \"crun\"\n"), 0o644)
+	link := filepath.Join(base, "policy.d")
+	os.Symlink("real", link)
+	p, err := Load(link, Options{})
+	if err != nil || len(p.Handlers) != 1 {
+		t.Fatalf("Load through a symlinked policy dir: %v, %+v", err, p)
+	}
+	os.Chmod(base, 0o777)
+	_, err = Load(link, Options{})
+	if err == nil || !strings.Contains(err.Error(), "the policy directory "+link+" is a symlink") || !strings.Contains(err.Error(), base+" is group- or world-writable") {
+		t.Fatalf("error %v", err)
 	}
 }

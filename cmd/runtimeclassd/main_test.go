@@ -51,8 +51,24 @@ func makeFakeHost(t *testing.T, root string) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(root, "/opt/kata/share/defaults/kata-containers/configuration.toml"), []byte("[hypervisor.qemu]\n"), 0o644); err != nil {
-		t.Fatal(err)
+	// Kata's configuration names what the kata-config check looks at,
+	// which every Kata handler gets.
+	for f, body := range map[string]string{
+		"/opt/kata/bin/qemu-system-x86_64":                            "#!/bin/sh\n",
+		"/opt/kata/share/kata-containers/vmlinux.container":           "kernel",
+		"/opt/kata/share/kata-containers/kata-containers.img":         "image",
+		"/opt/kata/share/defaults/kata-containers/configuration.toml": fakeKataConfig,
+	} {
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(body, "#!") {
+			mode = 0o755
+		}
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -129,15 +145,20 @@ func readCorpus(t *testing.T, name string) []byte {
 	return b
 }
 
-// kataPolicy needs only what a fake host root can give: the shim and its
-// configuration file (no /dev/kvm).
-const kataPolicy = "[handlers.kata]\npreset = \"kata\"\nrequires = []\n[handlers.kata.options]\nConfigPath = \"/opt/kata/share/defaults/kata-containers/configuration.toml\"\n"
+// fakeKataConfig is the fake host's Kata configuration.
+const fakeKataConfig = "[hypervisor.qemu]\npath = \"/opt/kata/bin/qemu-system-x86_64\"\n" +
+	"kernel = \"/opt/kata/share/kata-containers/vmlinux.container\"\nimage = \"/opt/kata/share/kata-containers/kata-containers.img\"\n"
+
+// kataPolicy needs only what a fake host root can give: the shim, its
+// configuration and what that names (no /dev/kvm, so not the kata preset,
+// whose kvm and vhost-vsock checks a policy can't switch off).
+const kataPolicy = "[handlers.kata]\nruntime_type = \"io.containerd.kata.v2\"\nprivileged_without_host_devices = true\nsmoke = \"pod\"\n[handlers.kata.options]\nConfigPath = \"/opt/kata/share/defaults/kata-containers/configuration.toml\"\n"
 
 // Untested versions of the policies, for tests of what containerd serves:
 // the fake host's shims can't start a sandbox (TestSmokeThroughTheCLI runs
 // real ones).
 const (
-	kataUntested   = "[handlers.kata]\npreset = \"kata\"\nrequires = []\nsmoke = \"off\"\n[handlers.kata.options]\nConfigPath = \"/opt/kata/share/defaults/kata-containers/configuration.toml\"\n"
+	kataUntested   = "[handlers.kata]\nruntime_type = \"io.containerd.kata.v2\"\nprivileged_without_host_devices = true\nsmoke = \"off\"\n[handlers.kata.options]\nConfigPath = \"/opt/kata/share/defaults/kata-containers/configuration.toml\"\n"
 	gvisorUntested = "[handlers.gvisor]\npreset = \"gvisor\"\nsmoke = \"off\"\n"
 )
 
@@ -372,7 +393,7 @@ func TestBackupsAreRotated(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, 1, readCorpus(t, "v2-handwritten.toml"))
 	for i := 0; i < 13; i++ {
-		n.policyFile("a.toml", "[handlers.kata]\npreset = \"kata\"\nrequires = []\npod_annotations = [\"io.katacontainers.config.n"+string(rune('a'+i))+"\"]\n")
+		n.policyFile("a.toml", "[handlers.kata]\nruntime_type = \"io.containerd.kata.v2\"\npod_annotations = [\"io.katacontainers.config.n"+string(rune('a'+i))+"\"]\n")
 		if code := n.run("apply", "--no-restart"); code != 0 {
 			t.Fatalf("exit %d\n%s", code, &n.stderr)
 		}

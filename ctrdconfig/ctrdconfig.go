@@ -212,9 +212,16 @@ type Conflict struct {
 	// runtime runtimeclassd had already written in its drop-in: containerd
 	// merges them with runtimeclassd's block.
 	Overrides []ForeignDef
+	// Default is set when the handler is named like containerd's default
+	// runtime and nothing else defines that: it would become the runtime
+	// of every pod without a RuntimeClass.
+	Default string
 }
 
 func (c Conflict) String() string {
+	if c.Default != "" {
+		return fmt.Sprintf("handler %q is containerd's default runtime (default_runtime_name = %q): a policy handler of that name would run every pod that names no RuntimeClass; name it something else", c.Handler, c.Default)
+	}
 	if len(c.Overrides) > 0 {
 		var files []string
 		for _, d := range c.Overrides {
@@ -385,6 +392,10 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 	var inserts []Runtime
 	for _, r := range want {
 		path := append(slices.Clone(parent), r.Name)
+		if r.Name == defName && !slices.Contains(res.Kept, r.Name) && unmanagedDef(doc, path, inBlock) == 0 {
+			res.Conflicts = append(res.Conflicts, Conflict{Handler: r.Name, Default: defName})
+			continue
+		}
 		if line := unmanagedDef(doc, path, inBlock); line > 0 {
 			res.Conflicts = append(res.Conflicts, Conflict{Handler: r.Name, Line: line})
 			continue

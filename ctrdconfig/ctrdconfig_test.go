@@ -372,3 +372,25 @@ func TestAddAfterBlockFollowedByHeader(t *testing.T) {
 		}
 	}
 }
+
+// A policy handler named like containerd's default runtime, on a config
+// that doesn't define it, would become the runtime of every pod without a
+// RuntimeClass: it is a conflict, and nothing is written for it.
+func TestPatchRefusesTheDefaultRuntimeName(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ src, name string }{
+		{"version = 2\n", "runc"},
+		{"version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"crun\"\n", "crun"},
+	} {
+		res, err := Patch([]byte(c.src), []Runtime{{Name: c.name, Fields: map[string]any{"runtime_type": "io.containerd.runc.v2"}}}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Conflicts) != 1 || res.Conflicts[0].Default != c.name || !strings.Contains(res.Conflicts[0].String(), "every pod that names no RuntimeClass") {
+			t.Fatalf("%s: conflicts %+v", c.name, res.Conflicts)
+		}
+		if string(res.Out) != c.src {
+			t.Errorf("%s: config changed:\n%s", c.name, res.Out)
+		}
+	}
+}

@@ -54,6 +54,34 @@ func FuzzPolicy(f *testing.F) {
 
 func checkHandler(t *testing.T, h policy.Handler) {
 	t.Helper()
+	// The execution closure's own checks are there whatever the policy
+	// said, and no annotation a pod may pass chooses part of it.
+	parts := strings.Split(h.RuntimeType, ".")
+	shim := strings.Join(parts[2:len(parts)-1], ".")
+	base := filepath.Base(h.RuntimePath)
+	if (strings.HasPrefix(shim, "kata") || strings.HasPrefix(base, "containerd-shim-kata")) && !slices.Contains(h.Requires, "kata-config") {
+		t.Fatalf("%s: a Kata handler without the kata-config check: %v", h.Name, h.Requires)
+	}
+	if (shim == "runsc" || strings.HasPrefix(base, "containerd-shim-runsc")) && !slices.Contains(h.Requires, "runsc") {
+		t.Fatalf("%s: a gVisor handler without the runsc check: %v", h.Name, h.Requires)
+	}
+	if h.Preset != "" {
+		ph, err := policy.Parse("preset.toml", []byte("[handlers.h]\npreset = \""+h.Preset+"\"\n"), policy.Options{AllowedPrefixes: fuzzPrefixes})
+		if err == nil {
+			for _, r := range ph[0].Requires {
+				if !slices.Contains(h.Requires, r) {
+					t.Fatalf("%s: the preset's check %s was switched off: %v", h.Name, r, h.Requires)
+				}
+			}
+		}
+	}
+	for _, a := range append(slices.Clone(h.PodAnnotations), h.ContainerAnnotations...) {
+		l := strings.ToLower(a)
+		if strings.HasPrefix(l, "io.katacontainers.config_path") || strings.HasPrefix(l, "io.katacontainers.pkg.oci.") || strings.HasPrefix(l, "dev.gvisor.flag.") ||
+			strings.HasSuffix(l, "hypervisor.path") || strings.HasSuffix(l, "_path") && !strings.HasSuffix(l, ".guest_hook_path") || strings.HasSuffix(l, ".kernel") || strings.HasSuffix(l, ".image") {
+			t.Fatalf("%s: annotation %s chooses part of the execution closure", h.Name, a)
+		}
+	}
 	var listed []string
 	for _, pv := range h.Paths() {
 		listed = append(listed, pv.Path)

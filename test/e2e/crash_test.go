@@ -25,7 +25,7 @@ func TestCrashOnARealNode(t *testing.T) {
 		return err
 	})
 	taskPID := n.startSleeper()
-	n.writeFile("/etc/containerd/bad-spec.json", "not json\n", 0o644)
+	n.armBrokenSpec()
 
 	applyPhases := []string{"apply: intent recorded", "write config.toml: renamed", "apply: written recorded",
 		"restart: requested", "restart: done", "verify: ok", "apply: done"}

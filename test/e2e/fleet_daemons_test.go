@@ -221,7 +221,7 @@ func TestFleetDaemons(t *testing.T) {
 		}
 		n := bootNodeWith(t, name, 1, nodeOptions{prepare: func(n *node) {
 			n.writeFile("/etc/runtimeclassd/fleet.conf", string(conf), 0o600)
-			n.writeFile("/etc/containerd/bad-spec.json", "not json\n", 0o644)
+			n.armBrokenSpec()
 		}})
 		// bootNodeWith's settings, and the fleet. There is no Node object
 		// and no kubelet.conf: node_kubeconfig's default file is absent,

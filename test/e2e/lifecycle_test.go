@@ -132,7 +132,7 @@ func TestPackageLifecycle(t *testing.T) {
 	prom.waitUp(t)
 
 	t.Run("a rollback makes RuntimeclassdRolledBack go pending in a real Prometheus", func(t *testing.T) {
-		n.writeFile("/etc/containerd/bad-spec.json", "not json\n", 0o644)
+		n.armBrokenSpec()
 		n.writeFile("/etc/runtimeclassd/policy.d/30-broken.toml",
 			"[handlers.broken]\nruntime_type = \"io.containerd.runc.v2\"\nbase_runtime_spec = \"/etc/containerd/bad-spec.json\"\n", 0o644)
 		n.waitFor("rolled back", 90*time.Second, func() error {

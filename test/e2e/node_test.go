@@ -425,3 +425,41 @@ func (n *node) waitReconciled(after int) {
 		return nil
 	})
 }
+
+// e2eSpec is a valid OCI spec, as containerd's default is for a container
+// (its namespaces and capabilities, no hooks and no host mounts): what a
+// base_runtime_spec must be to pass runtimeclassd's checks.
+const e2eSpec = `{
+  "ociVersion": "1.1.0",
+  "process": {"cwd": "/", "args": ["/pause"], "user": {"uid": 0, "gid": 0},
+    "capabilities": {
+      "bounding": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"],
+      "effective": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"],
+      "permitted": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+    },
+    "noNewPrivileges": true},
+  "root": {"path": "rootfs"},
+  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}],
+  "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}]}
+}
+`
+
+// armBrokenSpec prepares the handler that breaks containerd's CRI plugin:
+// /etc/containerd/bad-spec.json is a valid spec, so that runtimeclassd's
+// checks pass (they refuse a file that isn't one), and containerd's unit
+// turns it into "not json" whenever it starts on a config that holds the
+// handler "broken": root changing the file between runtimeclassd's check
+// and containerd's start, which only the restart's verification can catch.
+// The next start on a config without the handler puts the spec back.
+func (n *node) armBrokenSpec() {
+	n.t.Helper()
+	n.writeFile("/etc/containerd/e2e-good-spec.json", e2eSpec, 0o644)
+	n.writeFile("/etc/containerd/bad-spec.json", e2eSpec, 0o644)
+	n.writeFile("/etc/systemd/system/containerd.service.d/e2e-broken-spec.conf", "[Service]\n"+
+		"ExecStartPre=/bin/sh -c 'if grep -rqs --include=*.toml \"runtimes[.]broken\" /etc/containerd; "+
+		"then echo \"not json\" >/etc/containerd/bad-spec.json; "+
+		"else cp /etc/containerd/e2e-good-spec.json /etc/containerd/bad-spec.json; fi'\n", 0o644)
+	if n.pid1 != 0 {
+		n.mustSh("systemctl daemon-reload")
+	}
+}

@@ -165,7 +165,7 @@ func scenarios(t *testing.T, n *node, dropIn bool) {
 	})
 
 	t.Run("a handler that makes the CRI plugin fail to load is rolled back", func(t *testing.T) {
-		n.writeFile("/etc/containerd/bad-spec.json", "not json\n", 0o644)
+		n.armBrokenSpec()
 		good := n.managed()
 		start := time.Now()
 		n.writeFile("/etc/runtimeclassd/policy.d/30-broken.toml",

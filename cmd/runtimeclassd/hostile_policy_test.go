@@ -31,7 +31,7 @@ func policyClosureCases() []hostileCase {
 		}
 	}
 	const kataDefault = "/opt/kata/share/defaults/kata-containers/configuration.toml"
-	return []hostileCase{
+	cs := []hostileCase{
 		// requires only adds; the runtime type brings its own checks.
 		host("kata preset with requires = [] still needs /dev/kvm", "[handlers.x]\npreset = \"kata\"\nrequires = []\n", nil,
 			"kvm", "/dev/kvm does not exist"),
@@ -78,4 +78,12 @@ func policyClosureCases() []hostileCase {
 			symlink(t, filepath.Base(n.policy)+".real", n.policy)
 		}, want: []string{"the policy directory {p} is a symlink: directory /tmp is group- or world-writable"}},
 	}
+	// The same on containerd 2.4.2, whose config is version 3 or 4.
+	for _, i := range []int{0, 2, 6, 14} {
+		c := cs[i]
+		c.name += ", on containerd 2.4.2"
+		c.major = 2
+		cs = append(cs, c)
+	}
+	return cs
 }

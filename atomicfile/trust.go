@@ -234,3 +234,34 @@ func mode(fi fs.FileInfo) string {
 	}
 	return fmt.Sprintf("%04o", m)
 }
+
+// CheckWritable reports, without writing, whether WriteFile and ReplaceIf
+// would accept path: its directory, or the deepest existing one if it is
+// missing (MkdirAll would create the rest), is trusted, and an existing
+// file there is a regular one (or a symlink root placed, to a trusted
+// place). It returns the file that would be written, resolved.
+func CheckWritable(path string) (string, error) {
+	path = filepath.Clean(path)
+	if !filepath.IsAbs(path) {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return "", err
+		}
+		path = abs
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		existing := dir
+		for {
+			if _, err := os.Lstat(existing); err == nil || filepath.Dir(existing) == existing {
+				break
+			}
+			existing = filepath.Dir(existing)
+		}
+		if _, err := TrustedDir(existing); err != nil {
+			return "", fmt.Errorf("refusing to create %s: %w", dir, err)
+		}
+		return path, nil
+	}
+	return trustedTarget(path)
+}

@@ -136,6 +136,12 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		}
 		p.Policy = pol
 	}
+	// config.toml is replaced by a rename in its directory: refuse, before
+	// anything is written or backed up, a config.toml (or the file its
+	// symlink leads to) where someone other than root could redirect it.
+	if _, err := atomicfile.CheckWritable(a.Cfg.ContainerdConfig); err != nil {
+		return nil, &InvalidError{fmt.Errorf("containerd config: %w", err)}
+	}
 	src, err := os.ReadFile(a.Cfg.ContainerdConfig)
 	switch {
 	case err == nil:

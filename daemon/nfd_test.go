@@ -133,3 +133,22 @@ func TestStateDirOthersCanWriteRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoveTempsSkipsUntrustedBackups: a backups directory that leads
+// somewhere others can write is not cleaned: nothing there is deleted.
+func TestRemoveTempsSkipsUntrustedBackups(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	r := newRig(t)
+	evil := filepath.Join(r.dir, "evil")
+	os.Mkdir(evil, 0o755)
+	os.Chmod(evil, 0o777)
+	os.WriteFile(filepath.Join(evil, ".keep"), []byte("x"), 0o644)
+	os.MkdirAll(r.cfg.StateDir, 0o700)
+	os.Symlink(evil, filepath.Join(r.cfg.StateDir, "backups"))
+	r.rec.removeTemps()
+	if _, err := os.Stat(filepath.Join(evil, ".keep")); err != nil {
+		t.Fatalf("a file in %s was removed: %v", evil, err)
+	}
+}

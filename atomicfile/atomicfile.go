@@ -4,8 +4,16 @@
 // The new bytes go to a temporary file in the same directory, which is
 // synced, given the old file's mode and owner, and renamed over the target;
 // then the directory is synced so the rename itself survives a power loss.
-// A symlink target is followed and the link is kept. A target that exists
-// but is not a regular file is refused.
+// A target that exists but is not a regular file is refused.
+//
+// Nothing is written where someone other than root could redirect it:
+// every directory on the way must be root-owned (one that others can write
+// only if sticky, and then what is looked up in it must be root's), the
+// directory holding the file must be root's alone (not group- or
+// world-writable), and a symlink is followed, keeping the link, only where
+// it sits in such a directory, so that only root can have placed it. A
+// path that fails this is refused with an error wrapping ErrUntrusted that
+// names the directory and why.
 //
 // ReplaceIf adds a guarantee against other writers: it replaces the file
 // only if it still holds the bytes the caller planned from, and never
@@ -140,7 +148,7 @@ func ReplaceIf(path string, data []byte, perm fs.FileMode, expect []byte) (err e
 // first renamed aside, compared, and renamed back (never over a file
 // someone created meanwhile) if it was not what the caller expected.
 func RemoveIf(path string, expect []byte) error {
-	target, err := resolve(path)
+	target, err := trustedTarget(path)
 	if err != nil {
 		return err
 	}
@@ -219,7 +227,7 @@ func (w *writer) checkThenRename(expect []byte) error {
 // begin writes data to a synced temporary file next to path's target, with
 // the target's mode and owner.
 func begin(path string, data []byte, perm fs.FileMode) (w *writer, err error) {
-	target, err := resolve(path)
+	target, err := trustedTarget(path)
 	if err != nil {
 		return nil, err
 	}
@@ -283,6 +291,12 @@ func TempPrefix(base string) string { return "." + base + ".tmp-" }
 func RemoveTemps(path string) ([]string, error) {
 	target, err := resolve(path)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(filepath.Dir(target)); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if target, err = trustedTarget(path); err != nil {
 		return nil, err
 	}
 	dir, base := filepath.Dir(target), filepath.Base(target)

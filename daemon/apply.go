@@ -136,6 +136,12 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		}
 		p.Policy = pol
 	}
+	// config.toml is replaced by a rename in its directory: refuse, before
+	// anything is written or backed up, a config.toml (or the file its
+	// symlink leads to) where someone other than root could redirect it.
+	if _, err := atomicfile.CheckWritable(a.Cfg.ContainerdConfig); err != nil {
+		return nil, &InvalidError{fmt.Errorf("containerd config: %w", err)}
+	}
 	src, err := os.ReadFile(a.Cfg.ContainerdConfig)
 	switch {
 	case err == nil:
@@ -374,8 +380,11 @@ func (a *Applier) Write(p *Plan) error {
 // keeps the newest Cfg.Backups copies.
 func (a *Applier) backup(path string, b []byte) (string, error) {
 	dir := filepath.Join(a.Cfg.StateDir, "backups")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := StateDirOK(a.Cfg.StateDir); err != nil {
 		return "", err
+	}
+	if err := atomicfile.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("backups: %w", err)
 	}
 	now := time.Now
 	if a.Now != nil {
@@ -410,10 +419,10 @@ func (a *Applier) backup(path string, b []byte) (string, error) {
 // Lock takes the state dir's lock, so that one apply, revert or daemon
 // reconcile runs at a time. It blocks until the lock is free or ctx ends.
 func Lock(ctx context.Context, stateDir string) (unlock func(), err error) {
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", stateDir, err)
+	if err := StateDirOK(stateDir); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", stateDir, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/runtimeclassd/runtimeclassd/atomicfile"
 	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
@@ -259,6 +260,9 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	if version < 2 {
 		return &InvalidError{fmt.Errorf("%s: mode drop-in needs a config of version 2 or later (this one is version %d)", cfg.ContainerdConfig, version)}
 	}
+	if err := dropInPathOK(cfg.DropInPath()); err != nil {
+		return &InvalidError{err}
+	}
 	defs, err := ctrdconfig.ForeignDefs(cfg.ContainerdConfig, p.Original, cfg.DropInPath())
 	if err != nil {
 		return &InvalidError{fmt.Errorf("%s: %w", cfg.ContainerdConfig, err)}
@@ -330,6 +334,23 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 		}
 	}
 	if len(owned) == 0 && kept == 0 {
+		// Nothing to offer: config.toml imports nothing new (it keeps its
+		// bytes unless it held runtimeclassd's blocks or imports entry).
+		if copts.Import != "" {
+			copts.Import = ""
+			if st != nil && st.Import != nil {
+				copts.Unimport = st.Import
+			}
+			if !p.Exists {
+				p.Result = &ctrdconfig.Result{Conflicts: p.Result.Conflicts}
+			} else {
+				res, err := a.configWithoutBlocks(p.Original, p.Result, copts)
+				if err != nil {
+					return err
+				}
+				p.Result = res
+			}
+		}
 		d.Remove, d.Out = true, nil
 		return nil
 	}
@@ -345,6 +366,33 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	}
 	d.Out, d.Result = dres.Out, dres
 	p.Offered = owned
+	return nil
+}
+
+// dropInPathOK refuses the drop-in mode when the drop-in would be written,
+// and read by containerd, where someone other than root could change it:
+// a directory on the way (conf.d, or the deepest existing one if it is
+// missing) that root does not own or that others can write, a symlink
+// placed by someone else, or an existing drop-in file that is not root's
+// alone (it would keep its owner and mode when replaced).
+func dropInPathOK(path string) error {
+	target, err := atomicfile.CheckWritable(path)
+	if err != nil {
+		return fmt.Errorf("mode drop-in refused: %w", err)
+	}
+	fi, err := os.Lstat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mode drop-in refused: %w", err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+		return fmt.Errorf("mode drop-in refused: drop-in %s is owned by uid %d, not root", target, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("mode drop-in refused: drop-in %s is group- or world-writable (mode %04o)", target, fi.Mode().Perm())
+	}
 	return nil
 }
 
@@ -405,7 +453,7 @@ func writeFile(f planFile) error {
 		}
 		err = atomicfile.ReplaceIf(f.path, f.out, 0o644, expect)
 	default:
-		if err = os.MkdirAll(filepath.Dir(f.path), 0o755); err == nil {
+		if err = atomicfile.MkdirAll(filepath.Dir(f.path), 0o755); err == nil {
 			err = atomicfile.ReplaceIf(f.path, f.out, 0o644, nil)
 		}
 	}

@@ -123,6 +123,58 @@ func TestDropInForeignHandler(t *testing.T) {
 	}
 }
 
+// A policy whose only handler is someone else's (config.toml defines it)
+// has nothing to offer: config.toml keeps its bytes, with no imports entry
+// for a drop-in that is not written, and no drop-in is left.
+func TestDropInNothingToOfferImportsNothing(t *testing.T) {
+	t.Parallel()
+	r := dropInRig(t)
+	r.orig = append(r.orig, "[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.kata]\nruntime_type = \"io.containerd.kata.v2\"\n"...)
+	os.WriteFile(r.cfg.ContainerdConfig, r.orig, 0o644)
+	r.policy("kata.toml", kataPolicy)
+	rep := r.rec.Reconcile(context.Background())
+	if rep.Offered["kata"] {
+		t.Fatalf("kata offered: %+v", rep)
+	}
+	if !bytes.Equal(r.config(), r.orig) {
+		t.Fatalf("config.toml changed:\n%s", r.config())
+	}
+	if _, err := os.Lstat(r.cfg.DropIn); err == nil {
+		t.Fatalf("a drop-in was left:\n%s", r.dropIn())
+	}
+}
+
+// Drop-in mode is refused, naming the directory and why, when conf.d is
+// not root's alone; nothing is written.
+func TestDropInUnsafeDirRefused(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	for name, prep := range map[string]func(string){
+		"world-writable": func(d string) { os.Chmod(d, 0o777) },
+		"user-owned":     func(d string) { os.Chown(d, 1000, 1000) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := dropInRig(t)
+			d := filepath.Dir(r.cfg.DropIn)
+			os.MkdirAll(d, 0o755)
+			prep(d)
+			r.policy("kata.toml", kataPolicy)
+			rep := r.rec.Reconcile(context.Background())
+			if rep.Err == nil || !strings.Contains(rep.Err.Error(), "mode drop-in refused") || !strings.Contains(rep.Err.Error(), "directory "+d+" is") {
+				t.Fatalf("%+v (%v)", rep, rep.Err)
+			}
+			if !bytes.Equal(r.config(), r.orig) || r.sd.restarts != 0 {
+				t.Fatalf("config.toml changed or containerd restarted:\n%s", r.config())
+			}
+			if _, err := os.Lstat(r.cfg.DropIn); err == nil {
+				t.Fatal("drop-in written")
+			}
+		})
+	}
+}
+
 // Switching modes moves the handlers with one restart each way; config.toml
 // ends as it began.
 func TestSwitchModes(t *testing.T) {

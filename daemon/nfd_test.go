@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +78,77 @@ func TestWriteLabelsRefreshesBeforeExpiry(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	if exp, _ := labelsExpiry(b); !exp.Equal(t0.Add(32*time.Minute + v)) {
 		t.Fatalf("expiry %v", exp)
+	}
+}
+
+// TestLabelsNotWrittenThroughUserSymlink: a user's symlink in a writable
+// features.d pointing at config.toml must not turn config.toml into label
+// lines; the error names the directory and why.
+func TestLabelsNotWrittenThroughUserSymlink(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	root := t.TempDir()
+	cfg := filepath.Join(root, "config.toml")
+	os.WriteFile(cfg, []byte("version = 2\n"), 0o644)
+	fd := filepath.Join(root, "features.d")
+	os.Mkdir(fd, 0o755)
+	os.Chmod(fd, 0o777)
+	link := filepath.Join(fd, "runtimeclassd")
+	os.Symlink(cfg, link)
+	os.Lchown(link, 1000, 1000)
+	_, err := WriteLabels(link, nil, nil, time.Now(), time.Hour)
+	if err == nil || !strings.Contains(err.Error(), "directory "+fd+" is group- or world-writable (mode 0777)") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != "version = 2\n" {
+		t.Fatalf("config.toml now holds %q", b)
+	}
+}
+
+// TestStateDirOthersCanWriteRefused: an existing state directory that
+// others can write, or that a user owns, is refused, not used.
+func TestStateDirOthersCanWriteRefused(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	for name, prep := range map[string]func(string){
+		"world-writable": func(d string) { os.Chmod(d, 0o777) },
+		"user-owned":     func(d string) { os.Chown(d, 1000, 1000) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := filepath.Join(t.TempDir(), "state")
+			os.Mkdir(d, 0o700)
+			prep(d)
+			err := SaveState(d, &State{})
+			if err == nil || !strings.Contains(err.Error(), "state directory "+d) {
+				t.Fatalf("SaveState: err = %v", err)
+			}
+			if _, err := Lock(context.Background(), d); err == nil || !strings.Contains(err.Error(), "state directory "+d) {
+				t.Fatalf("Lock: err = %v", err)
+			}
+			if _, err := os.Lstat(StateFile(d)); err == nil {
+				t.Fatal("state file written")
+			}
+		})
+	}
+}
+
+// TestRemoveTempsSkipsUntrustedBackups: a backups directory that leads
+// somewhere others can write is not cleaned: nothing there is deleted.
+func TestRemoveTempsSkipsUntrustedBackups(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	r := newRig(t)
+	evil := filepath.Join(r.dir, "evil")
+	os.Mkdir(evil, 0o755)
+	os.Chmod(evil, 0o777)
+	os.WriteFile(filepath.Join(evil, ".keep"), []byte("x"), 0o644)
+	os.MkdirAll(r.cfg.StateDir, 0o700)
+	os.Symlink(evil, filepath.Join(r.cfg.StateDir, "backups"))
+	r.rec.removeTemps()
+	if _, err := os.Stat(filepath.Join(evil, ".keep")); err != nil {
+		t.Fatalf("a file in %s was removed: %v", evil, err)
 	}
 }

@@ -115,7 +115,10 @@ func labelLines(b []byte) []byte {
 }
 
 // WriteIfChanged atomically writes data to path unless it already holds
-// exactly that, creating the directory. It reports whether it wrote.
+// exactly that, creating the directory. It reports whether it wrote. It
+// never writes through a directory or symlink someone other than root
+// controls (see atomicfile): such a path is refused with an error naming
+// the directory and why.
 func WriteIfChanged(path string, data []byte, perm fs.FileMode) (bool, error) {
 	if path == "" {
 		return false, nil
@@ -127,7 +130,7 @@ func WriteIfChanged(path string, data []byte, perm fs.FileMode) (bool, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := atomicfile.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, err
 	}
 	if err := atomicfile.WriteFile(path, data, perm); err != nil {

@@ -913,7 +913,16 @@ func (r *Reconciler) removeTemps() {
 		removed = append(removed, got...)
 	}
 	dir := filepath.Join(cfg.StateDir, "backups")
-	entries, _ := os.ReadDir(dir)
+	var entries []os.DirEntry
+	if _, err := os.Lstat(dir); err == nil {
+		// Delete nothing in a backups directory root does not control
+		// alone (a symlink to elsewhere, a user's): not runtimeclassd's.
+		if _, err := atomicfile.TrustedDir(dir); err != nil {
+			r.Log.Warn("could not remove temporary files of an interrupted write", "dir", dir, "err", err)
+		} else {
+			entries, _ = os.ReadDir(dir)
+		}
+	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") && e.Type().IsRegular() {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/runtimeclassd/runtimeclassd/atomicfile"
 	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
 	"github.com/runtimeclassd/runtimeclassd/policy"
 	"github.com/runtimeclassd/runtimeclassd/shimcheck"
@@ -138,6 +139,18 @@ type HandlerState struct {
 	Smoke   *SmokeRecord      `json:"smoke,omitempty"`
 }
 
+// StateDirOK creates the state directory (0700) if it is missing and
+// refuses one that someone other than root owns or can write, or that is
+// reached through such a directory: whoever can write there could plant a
+// state file or a backup, or a symlink that runtimeclassd would write
+// through.
+func StateDirOK(stateDir string) error {
+	if err := atomicfile.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: %w", stateDir, err)
+	}
+	return nil
+}
+
 // StateFile is the state file's path in a state dir.
 func StateFile(stateDir string) string { return filepath.Join(stateDir, "state.json") }
 
@@ -147,7 +160,7 @@ func SaveState(stateDir string, s *State) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+	if err := StateDirOK(stateDir); err != nil {
 		return err
 	}
 	_, err = WriteIfChanged(StateFile(stateDir), append(b, '\n'), 0o600)

@@ -40,6 +40,11 @@ const (
 	// atContainerd: containerd's view of the candidate is not what was
 	// written. apply and apply --dry-run fail, naming the candidate.
 	atContainerd
+	// atWrite: the inputs are valid, but runtimeclassd would write (or make
+	// containerd read) a file where someone other than root can redirect
+	// or change it. apply --no-restart refuses that write, exiting with
+	// code, and the message names the file or directory and why.
+	atWrite
 )
 
 type hostileCase struct {
@@ -57,6 +62,10 @@ type hostileCase struct {
 	// major is the containerd the node runs: 1 (1.6, the default, on its
 	// default config) or 2 (2.4.2, on its default config).
 	major int
+	// code is apply --no-restart's exit code at stage atWrite.
+	code int
+	// after checks more once the commands ran (files left, labels).
+	after func(t *testing.T, n *node)
 }
 
 const (
@@ -470,9 +479,14 @@ func (c hostileCase) run(t *testing.T) bool {
 	if c.setup != nil {
 		c.setup(t, n)
 	}
+	repl := strings.NewReplacer("{p}", n.policy, "{d}", n.dir, "{c}", n.config)
 	want := make([]string, len(c.want))
 	for i, w := range c.want {
-		want[i] = strings.NewReplacer("{p}", n.policy, "{d}", n.dir, "{c}", n.config).Replace(w)
+		want[i] = repl.Replace(w)
+	}
+	c.args = append([]string(nil), c.args...)
+	for i, a := range c.args {
+		c.args[i] = repl.Replace(a)
 	}
 	expect := func(args []string, code int, out *bytes.Buffer, extra ...string) {
 		t.Helper()
@@ -498,6 +512,22 @@ func (c hostileCase) run(t *testing.T) bool {
 	case atContainerd:
 		expect([]string{"apply", "--dry-run"}, 1, &n.stderr)
 		expect([]string{"apply", "--no-restart"}, 1, &n.stderr)
+	case atWrite:
+		var both bytes.Buffer
+		args := append([]string{"apply", "--no-restart"}, c.args...)
+		if got := n.run(args...); got != c.code {
+			t.Errorf("%v: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args, got, c.code, &n.stdout, &n.stderr)
+		}
+		both.Write(n.stdout.Bytes())
+		both.Write(n.stderr.Bytes())
+		for _, w := range want {
+			if !strings.Contains(both.String(), w) {
+				t.Errorf("%v: output does not contain %q:\n%s", args, w, &both)
+			}
+		}
+	}
+	if c.after != nil {
+		c.after(t, n)
 	}
 	after, err := os.Stat(n.config)
 	changed := err != nil || !bytes.Equal(n.read(), orig) || !os.SameFile(before, after) || after.Mode() != before.Mode()

@@ -235,6 +235,9 @@ func (h *Host) lookPath(bin string) (string, string, error) {
 // checkPathValue checks a path a handler names, by how the shim uses it
 // (see kindOf).
 func (h *Host) checkPathValue(p Path) Check {
+	if p.Key == "base_runtime_spec" {
+		return h.checkBaseSpec(p)
+	}
 	switch kindOf(p.Key) {
 	case kindExec, kindFile:
 		detail, err := h.safeFile(p.Path, kindOf(p.Key) == kindExec)

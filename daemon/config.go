@@ -55,6 +55,10 @@ type Config struct {
 	// DropIn is the drop-in file; "" means conf.d/50-runtimeclassd.toml
 	// next to ContainerdConfig (see DropInPath).
 	DropIn string `toml:"drop_in"`
+	// File is the daemon config file that was read ("" when there was
+	// none): its directory is root's configuration, and no handler may
+	// name a file in it.
+	File string `toml:"-"`
 
 	// The Kubernetes API (docs/FLEET.md).
 	//
@@ -156,6 +160,7 @@ func LoadConfig(path string) (Config, error) {
 		}
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
+	cfg.File = path
 	if err := cfg.check(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}

@@ -40,6 +40,7 @@ func TestPackagedConfig(t *testing.T) {
 	want := DefaultConfig()
 	want.Mode = ModeAuto
 	want.AllowedPathPrefixes = policy.DefaultAllowedPrefixes // nil in the config means these
+	want.File = f
 	if !reflect.DeepEqual(shown, want) {
 		t.Fatalf("the packaged config shows defaults that are not the daemon's:\n%+v\nwant\n%+v", shown, want)
 	}

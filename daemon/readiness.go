@@ -22,7 +22,26 @@ type HostChecker interface {
 
 // NewHost returns the real host checker for a config.
 func NewHost(cfg Config) *shimcheck.Host {
-	return &shimcheck.Host{Root: cfg.HostRoot, ShimPath: filepath.SplitList(cfg.ShimPath)}
+	h := &shimcheck.Host{Root: cfg.HostRoot, ShimPath: filepath.SplitList(cfg.ShimPath)}
+	// Whoever writes policies chooses what these directories hold: a
+	// handler naming a file in them would run or read the policy
+	// author's content (docs/SECURITY.md).
+	for _, d := range []string{cfg.PolicyDir, filepath.Dir(cmpOr(cfg.File, "."))} {
+		if d == "" || d == "." {
+			continue
+		}
+		if abs, err := filepath.Abs(d); err == nil {
+			h.Forbidden = append(h.Forbidden, abs)
+		}
+	}
+	return h
+}
+
+func cmpOr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a
 }
 
 // CheckHandlers runs the host checks of every handler of a policy, in the

@@ -83,6 +83,12 @@ type Host struct {
 	// process's.
 	GOARCH string
 
+	// Forbidden are directories, as real paths (not under Root), whose
+	// content someone other than the packages chooses: the policy
+	// directory and the daemon config's. No checked path may be in one,
+	// as written or resolved.
+	Forbidden []string
+
 	// beforeOpen, if set, runs between resolving a path and opening it
 	// (tests use it to swap a file).
 	beforeOpen func(hostPath string)
@@ -304,6 +310,9 @@ func (h *Host) safeEntry(hostPath string, dirOnly bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := h.notForbidden(hostPath, resolved); err != nil {
+		return "", err
+	}
 	fi, err := os.Lstat(h.path(resolved))
 	if err != nil {
 		return "", err
@@ -455,6 +464,9 @@ func (h *Host) openSafe(hostPath string, exec bool) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if err := h.notForbidden(hostPath, resolved); err != nil {
+		return nil, "", err
+	}
 	if h.beforeOpen != nil {
 		h.beforeOpen(resolved)
 	}
@@ -518,4 +530,24 @@ func (h *Host) binaryKind(f io.ReaderAt) (string, error) {
 		return "", fmt.Errorf("ELF binary for %s, but this host is %s", machineName(machine), arch)
 	}
 	return "ELF " + machineName(machine), nil
+}
+
+// notForbidden refuses a path that is, as written or resolved, in one of
+// the Forbidden directories (or is one).
+func (h *Host) notForbidden(hostPath, resolved string) error {
+	for _, f := range h.Forbidden {
+		real := []string{filepath.Clean(f)}
+		if r, err := filepath.EvalSymlinks(f); err == nil && r != real[0] {
+			real = append(real, r)
+		}
+		for _, p := range []string{hostPath, resolved} {
+			full := filepath.Clean(h.path(p))
+			for _, d := range real {
+				if full == d || strings.HasPrefix(full, strings.TrimSuffix(d, "/")+"/") {
+					return fmt.Errorf("is in %s, whose content whoever writes policies chooses (the policy directory or the daemon config's); name a file the packages installed", f)
+				}
+			}
+		}
+	}
+	return nil
 }

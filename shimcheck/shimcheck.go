@@ -118,7 +118,7 @@ func (h *Host) Check(hd Handler) Result {
 	}
 	for _, r := range hd.Requires {
 		key := "require\x00" + r
-		if r == "kata-config" { // it looks where the handler's ConfigPath says
+		if r == "kata-config" || r == "runsc" { // it looks where the handler's ConfigPath says
 			for _, p := range hd.Paths {
 				if p.Key == "options.ConfigPath" {
 					key += "\x00" + p.Path
@@ -351,11 +351,7 @@ func (h *Host) checkRequire(r string, hd Handler) Check {
 	case r == "kata-config":
 		return h.checkKataConfig(hd)
 	case r == "runsc":
-		p, detail, err := h.lookPath("runsc")
-		if err != nil {
-			return fail("runsc", err)
-		}
-		return pass("runsc", p+" ("+detail+")")
+		return h.checkRunsc(hd)
 	case r == "nvidia":
 		// Read-only: the packaged unit grants /dev/nvidiactl read access
 		// only (DeviceAllow=/dev/nvidiactl r), and an open that reaches
@@ -550,4 +546,11 @@ func (h *Host) notForbidden(hostPath, resolved string) error {
 		}
 	}
 	return nil
+}
+
+func statOwner(fi os.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Uid
+	}
+	return 0
 }

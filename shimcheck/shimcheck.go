@@ -16,6 +16,7 @@
 package shimcheck
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +96,8 @@ type Host struct {
 	// seen, during CheckAll, holds the checks made so far, by what they
 	// depend on.
 	seen map[string]Check
+	// interpDepth is how many interpreters deep a check is.
+	interpDepth int
 }
 
 // Known reports whether name is a check Check knows.
@@ -504,7 +507,74 @@ func (h *Host) checkOpen(f *os.File, resolved string, exec bool) (string, error)
 	if fi.Mode().Perm()&0o111 == 0 {
 		return "", fmt.Errorf("not executable (mode %04o)", fi.Mode().Perm())
 	}
-	return h.binaryKind(f)
+	kind, err := h.binaryKind(f)
+	if err != nil {
+		return "", err
+	}
+	// What the kernel runs first: a script's interpreter, an ELF's
+	// program interpreter (the dynamic loader).
+	interp, err := interpreterOf(f, kind)
+	if err != nil || interp == "" {
+		return kind, err
+	}
+	if h.interpDepth >= maxInterpDepth {
+		return "", fmt.Errorf("interpreters nested more than %d deep", maxInterpDepth)
+	}
+	inner := *h
+	inner.interpDepth++
+	c := inner.once(fmt.Sprintf("interp\x00%s\x00%t", interp, kind == "script"), func() Check {
+		if _, err := inner.safeFile(interp, kind == "script"); err != nil {
+			return fail("", err)
+		}
+		return pass("", "")
+	})
+	if !c.OK {
+		return "", fmt.Errorf("its interpreter %s: %s", interp, c.Detail)
+	}
+	return kind + ", interpreter " + interp, nil
+}
+
+// maxInterpDepth is how deep scripts may name scripts as interpreters
+// (Linux stops at 4 too).
+const maxInterpDepth = 4
+
+// interpreterOf is the interpreter a script's "#!" line names, or the
+// program interpreter (PT_INTERP) of an ELF; "" for a static ELF.
+func interpreterOf(f io.ReaderAt, kind string) (string, error) {
+	if kind == "script" {
+		var line [256]byte // the kernel reads this much of the #! line
+		n, _ := f.ReadAt(line[:], 0)
+		l := string(line[2:n])
+		if i := strings.IndexByte(l, '\n'); i >= 0 {
+			l = l[:i]
+		}
+		fields := strings.Fields(l)
+		if len(fields) == 0 {
+			return "", fmt.Errorf("a script whose #! line names no interpreter")
+		}
+		if !filepath.IsAbs(fields[0]) {
+			return "", fmt.Errorf("a script whose interpreter %q is not an absolute path", fields[0])
+		}
+		return fields[0], nil
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return "", nil // the header was checked; a truncated file is the loader's problem
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, min(p.Filesz, 4096))
+			if _, err := p.ReadAt(b, 0); err != nil {
+				return "", fmt.Errorf("reading the ELF's program interpreter: %w", err)
+			}
+			interp := strings.TrimRight(string(b), "\x00")
+			if !filepath.IsAbs(interp) {
+				return "", fmt.Errorf("an ELF whose program interpreter %q is not an absolute path", interp)
+			}
+			return interp, nil
+		}
+	}
+	return "", nil
 }
 
 // binaryKind tells an ELF for the right machine or a script apart from

@@ -2,6 +2,7 @@ package shimcheck
 
 import (
 	"fmt"
+	"github.com/runtimeclassd/runtimeclassd/internal/testbin"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -29,6 +30,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 	for _, d := range []string{"/usr/bin", "/usr/local/bin", "/opt/kata/bin", "/opt/kata/share/kata-containers", "/etc/kata-containers", "/dev"} {
 		h.mkdir(d)
 	}
+	testbin.FakeInterpreters(t, h.root)
 	return h
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -100,6 +102,31 @@ func closureCases() []hostileCase {
 		}), "kata-config", "Kata's drop-in directory", "group- or world-writable"),
 		host("Kata binds a user's directory into every sandbox", kataHandler, kata(good+"[runtime]\nsandbox_bind_mounts = [\"/opt/eve\"]\n", eveQemu),
 			"kata-config", "runtime.sandbox_bind_mounts.0 /opt/eve", "owned by uid 1000"),
+		// What the kernel runs first: a script's interpreter, an ELF's loader.
+		host("shim script whose interpreter a user owns", evilHandler, func(t *testing.T, n *node) {
+			hostFile(t, n, "/usr/bin/containerd-shim-evil-v2", "#!/opt/eve/sh -e\n", 0o755)
+			hostFile(t, n, "/opt/eve/sh", "#!/bin/sh\n", 0o755)
+			chown(t, filepath.Join(n.hostRoot, "/opt/eve"))
+		}, "/usr/bin/containerd-shim-evil-v2: its interpreter /opt/eve/sh", "directory /opt/eve is owned by uid 1000"),
+		host("BinaryName script with a relative interpreter", runcOpts+"BinaryName = \"/usr/bin/crun\"\n", func(t *testing.T, n *node) {
+			hostFile(t, n, "/usr/bin/crun", "#!sh\n", 0o755)
+		}, "options.BinaryName", `interpreter "sh" is not an absolute path`),
+		host("scripts naming each other as interpreters", runcOpts+"BinaryName = \"/usr/bin/crun\"\n", func(t *testing.T, n *node) {
+			hostFile(t, n, "/usr/bin/crun", "#!/usr/bin/crun\n", 0o755)
+		}, "options.BinaryName", "interpreters nested more than 4 deep"),
+		host("ELF shim whose program interpreter a user owns", evilHandler, func(t *testing.T, n *node) {
+			b, err := os.ReadFile("/bin/true")
+			if err != nil {
+				t.Fatal(err)
+			}
+			const loader, evil = "/lib64/ld-linux-x86-64.so.2", "/opt/eve/ld-linux-x86-64.so"
+			if !bytes.Contains(b, []byte(loader)) {
+				t.Skip("this machine's /bin/true has another loader")
+			}
+			hostFile(t, n, "/usr/bin/containerd-shim-evil-v2", string(bytes.Replace(b, []byte(loader), []byte(evil), 1)), 0o755)
+			hostFile(t, n, evil, "loader", 0o755)
+			chown(t, filepath.Join(n.hostRoot, "/opt/eve"))
+		}, "/usr/bin/containerd-shim-evil-v2: its interpreter /opt/eve/ld-linux-x86-64.so", "owned by uid 1000"),
 		host("Kata's vhost-user store would be created in a world-writable directory", kataHandler, kata(good+"vhost_user_store_path = \"/var/ww/kata/vhost-user\"\n", ww),
 			"kata-config", "vhost_user_store_path /var/ww/kata/vhost-user", "directory /var/ww is group- or world-writable"),
 	}

@@ -46,6 +46,7 @@ func makeFakeHost(t *testing.T, root string) {
 		}
 	}
 	os.Chmod(root, 0o755)
+	testbin.FakeInterpreters(t, root)
 	for _, f := range fakeShims {
 		if err := os.WriteFile(filepath.Join(root, f), []byte("#!/bin/sh\n"), 0o755); err != nil {
 			t.Fatal(err)

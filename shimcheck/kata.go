@@ -141,7 +141,7 @@ func (h *Host) kataDropIns(path string) ([]string, error) {
 		return nil, fmt.Errorf("%s: Kata's drop-in directory is not a directory (%s); refusing what Kata would read from it", dir, fi.Mode().Type())
 	}
 	if err := h.safeDir(dir); err != nil {
-		return nil, fmt.Errorf("Kata's drop-in directory %w", err)
+		return nil, fmt.Errorf("the drop-in directory of Kata's configuration: %w", err)
 	}
 	entries, err := os.ReadDir(h.path(dir))
 	if err != nil {

@@ -61,6 +61,7 @@ func (h *Host) specProblem(s *specs.Spec) string {
 		for _, l := range []struct {
 			name  string
 			hooks []specs.Hook
+			//lint:ignore SA1019 deprecated in the spec, but runc still runs prestart hooks
 		}{{"prestart", s.Hooks.Prestart}, {"createRuntime", s.Hooks.CreateRuntime}, {"createContainer", s.Hooks.CreateContainer},
 			{"startContainer", s.Hooks.StartContainer}, {"poststart", s.Hooks.Poststart}, {"poststop", s.Hooks.Poststop}} {
 			for i, hk := range l.hooks {
@@ -118,6 +119,7 @@ func (h *Host) specProblem(s *specs.Spec) string {
 func specSummary(s *specs.Spec) string {
 	n := 0
 	if s.Hooks != nil {
+		//lint:ignore SA1019 deprecated in the spec, but runc still runs prestart hooks
 		n = len(s.Hooks.Prestart) + len(s.Hooks.CreateRuntime) + len(s.Hooks.CreateContainer) +
 			len(s.Hooks.StartContainer) + len(s.Hooks.Poststart) + len(s.Hooks.Poststop)
 	}

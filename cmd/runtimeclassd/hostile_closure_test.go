@@ -99,7 +99,7 @@ func closureCases() []hostileCase {
 		}), "kata-config", "configuration.toml + "+filepath.Dir(kataCfg)+"/config.d/50-evil.toml", "path /opt/eve/qemu", "owned by uid 1000"),
 		host("Kata's drop-in directory world-writable", kataHandler, kata(good, func(t *testing.T, n *node) {
 			hostDir(t, n, filepath.Dir(kataCfg)+"/config.d", 0o777)
-		}), "kata-config", "Kata's drop-in directory", "group- or world-writable"),
+		}), "kata-config", "the drop-in directory of Kata's configuration", "group- or world-writable"),
 		host("Kata binds a user's directory into every sandbox", kataHandler, kata(good+"[runtime]\nsandbox_bind_mounts = [\"/opt/eve\"]\n", eveQemu),
 			"kata-config", "runtime.sandbox_bind_mounts.0 /opt/eve", "owned by uid 1000"),
 		// What the kernel runs first: a script's interpreter, an ELF's loader.

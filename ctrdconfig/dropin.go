@@ -116,31 +116,48 @@ func (d ForeignDef) String() string {
 }
 
 // ForeignDefs is ForeignRuntimes with every file that defines each runtime,
-// in containerd's merge order, and the keys each sets.
+// in containerd's merge order, and the keys each sets. Imports of imported
+// files are followed, as containerd follows them (relative to the file
+// that names them), each file once.
 func ForeignDefs(configPath string, src []byte, skip string) (map[string][]ForeignDef, error) {
 	imports, err := Imports(src)
 	if err != nil {
 		return nil, err
 	}
-	files, err := ImportedFiles(configPath, imports)
-	if err != nil {
-		return nil, err
-	}
 	out := map[string][]ForeignDef{}
+	seen := map[string]bool{filepath.Clean(configPath): true}
+	if skip != "" {
+		seen[filepath.Clean(skip)] = true
+	}
+	return out, foreignDefs(configPath, imports, seen, out, 0)
+}
+
+// maxImportDepth bounds how deep imports of imports are followed.
+const maxImportDepth = 16
+
+func foreignDefs(from string, imports []string, seen map[string]bool, out map[string][]ForeignDef, depth int) error {
+	if depth > maxImportDepth {
+		return fmt.Errorf("%s: imports nested more than %d deep", from, maxImportDepth)
+	}
+	files, err := ImportedFiles(from, imports)
+	if err != nil {
+		return err
+	}
 	for _, f := range files {
-		if filepath.Clean(f) == filepath.Clean(skip) {
+		if seen[filepath.Clean(f)] {
 			continue
 		}
+		seen[filepath.Clean(f)] = true
 		b, err := os.ReadFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // containerd refuses to start on it; not ours to report here
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading imported %s: %w", f, err)
+			return fmt.Errorf("reading imported %s: %w", f, err)
 		}
 		var m map[string]any
 		if err := toml.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("imported %s: %w", f, err)
+			return fmt.Errorf("imported %s: %w", f, err)
 		}
 		version := 1
 		if v, ok := m["version"].(int64); ok {
@@ -148,7 +165,7 @@ func ForeignDefs(configPath string, src []byte, skip string) (map[string][]Forei
 		}
 		path, err := RuntimesPath(version)
 		if err != nil {
-			return nil, fmt.Errorf("imported %s: %w", f, err)
+			return fmt.Errorf("imported %s: %w", f, err)
 		}
 		if rts, ok := lookupTable(m, path).(map[string]any); ok {
 			for name, t := range rts {
@@ -158,8 +175,19 @@ func ForeignDefs(configPath string, src []byte, skip string) (map[string][]Forei
 				out[name] = append(out[name], ForeignDef{File: f, Keys: keys})
 			}
 		}
+		var more []string
+		if list, ok := m["imports"].([]any); ok {
+			for _, e := range list {
+				if s, ok := e.(string); ok {
+					more = append(more, s)
+				}
+			}
+		}
+		if err := foreignDefs(f, more, seen, out, depth+1); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // flattenKeys appends the dotted keys of v's leaves (v itself when it is

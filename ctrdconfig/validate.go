@@ -167,6 +167,7 @@ func CheckDump(dump []byte, want []Runtime) error {
 			continue
 		}
 		missing = append(missing, compareRuntime(r, got)...)
+		missing = append(missing, unwritten(r, got)...)
 	}
 	ctrd, _ := lookupTable(cfg, path[:len(path)-1]).(map[string]any)
 	if def, _ := ctrd["default_runtime_name"].(string); def != "" {
@@ -204,6 +205,41 @@ func compareRuntime(r Runtime, got map[string]any) []string {
 		for _, k := range slices.Sorted(maps.Keys(r.Options)) {
 			check("options."+k, r.Options[k], opts, k)
 		}
+	}
+	return bad
+}
+
+// containerdDefaults are the keys of a runtime that containerd fills with
+// a value other than its type's zero value when a config leaves them out:
+// 1.7's sandbox_mode and 2.x's sandboxer.
+var containerdDefaults = map[string]any{
+	"sandbox_mode": "podsandbox",
+	"sandboxer":    "podsandbox",
+}
+
+// unwritten lists the keys and options of containerd's view of r, got,
+// that runtimeclassd did not write and that hold something other than
+// containerd's own default: another file (one that config.toml imports,
+// or one of those imports' imports) merged them into the handler, so it
+// would not run as the policy says. Such a handler is not runtimeclassd's
+// to offer, whoever wrote the keys.
+func unwritten(r Runtime, got map[string]any) []string {
+	var bad []string
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		v := got[k]
+		if k == "options" {
+			opts, _ := v.(map[string]any)
+			for _, o := range slices.Sorted(maps.Keys(opts)) {
+				if _, ok := r.Options[o]; !ok && !isZero(opts[o]) {
+					bad = append(bad, fmt.Sprintf("runtime %q: containerd's effective config has options.%s = %s, which runtimeclassd did not write (another file config.toml reads sets it); the handler would not run as the policy says", r.Name, o, spell(opts[o])))
+				}
+			}
+			continue
+		}
+		if _, ok := r.Fields[k]; ok || isZero(v) || reflect.DeepEqual(containerdDefaults[k], v) {
+			continue
+		}
+		bad = append(bad, fmt.Sprintf("runtime %q: containerd's effective config has %s = %s, which runtimeclassd did not write (another file config.toml reads sets it); the handler would not run as the policy says", r.Name, k, spell(v)))
 	}
 	return bad
 }
@@ -408,6 +444,8 @@ func runtimeOf(name string, stanza map[string]any) *Runtime {
 	return r
 }
 
+// isZero reports whether a value read from TOML is its type's zero value:
+// "", false, 0, an empty list or an empty table.
 func isZero(v any) bool {
 	switch x := v.(type) {
 	case string:

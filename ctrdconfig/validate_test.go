@@ -201,3 +201,47 @@ func TestCheckDumpComparesEveryKeyAndOption(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckDumpRefusesKeysNotWritten: a key or option of the handler that
+// runtimeclassd didn't write, merged in by another file, refuses the
+// candidate, unless containerd holds its zero value or its own default
+// there; the real dumps of 1.6 and 2.4.2 for a handler with one key pass.
+func TestCheckDumpRefusesKeysNotWritten(t *testing.T) {
+	t.Parallel()
+	rt := Runtime{Name: "x", Fields: map[string]any{"runtime_type": "io.containerd.runc.v2"}}
+	dump := func(body string) []byte {
+		return []byte("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x]\nruntime_type = \"io.containerd.runc.v2\"\n" + body)
+	}
+	for _, body := range []string{
+		"base_runtime_spec = \"\"\ncni_max_conf_num = 0\npod_annotations = []\nprivileged_without_host_devices = false\nsandboxer = \"podsandbox\"\nsandbox_mode = \"podsandbox\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x.options]\nBinaryName = \"\"\nSystemdCgroup = false\n",
+	} {
+		if err := CheckDump(dump(body), []Runtime{rt}); err != nil {
+			t.Errorf("zero values and defaults: %v", err)
+		}
+	}
+	for body, want := range map[string]string{
+		"[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x.options]\nBinaryName = \"/opt/eve/runc\"\n": `runtime "x": containerd's effective config has options.BinaryName = "/opt/eve/runc", which runtimeclassd did not write`,
+		"base_runtime_spec = \"/etc/eve.json\"\n":       `has base_runtime_spec = "/etc/eve.json", which runtimeclassd did not write`,
+		"pod_annotations = [\"io.katacontainers.*\"]\n": `has pod_annotations = ["io.katacontainers.*"]`,
+		"privileged_without_host_devices = true\n":      `has privileged_without_host_devices = true`,
+		"sandboxer = \"shim\"\n":                        `has sandboxer = "shim"`,
+	} {
+		err := CheckDump(dump(body), []Runtime{rt})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+	// The real thing: what containerd 1.6 and 2.4.2 fill in for a handler
+	// with runtime_type alone passes.
+	for _, major := range []int{1, 2} {
+		src := "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x]\nruntime_type = \"io.containerd.runc.v2\"\n" +
+			"[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n"
+		if major == 2 {
+			src = "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.x]\nruntime_type = \"io.containerd.runc.v2\"\n"
+		}
+		target := filepath.Join(t.TempDir(), "config.toml")
+		if err := (&Validator{Binary: containerdBin(t, major)}).Validate(context.Background(), target, []byte(src), []Runtime{rt}); err != nil {
+			t.Errorf("containerd %d.x: %v", major, err)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/runtimeclassd/runtimeclassd/ctrdconfig"
 	"github.com/runtimeclassd/runtimeclassd/policy"
 	"github.com/runtimeclassd/runtimeclassd/shimcheck"
+	"github.com/runtimeclassd/runtimeclassd/tomlpatch"
 )
 
 // Validator checks a candidate config with containerd.
@@ -203,6 +204,21 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	}
 	var def *ctrdconfig.Runtime
 	patchOpts := ctrdconfig.Options{NewFileVersion: newVersion, Unimport: unimport, Path: a.Cfg.ContainerdConfig}
+	// A handler that a file config.toml imports defines too is someone
+	// else's: on 2.x containerd merges that file's keys into the table
+	// runtimeclassd would write (a BinaryName of its own, say), on 1.x its
+	// CRI section replaces config.toml's. runtimeclassd's own drop-in,
+	// being left, is not another file.
+	var defs map[string][]ctrdconfig.ForeignDef
+	if len(want) > 0 {
+		if defs, err = ctrdconfig.ForeignDefs(a.Cfg.ContainerdConfig, p.Original, a.Cfg.DropInPath()); err != nil {
+			return nil, &InvalidError{fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)}
+		}
+		patchOpts.Foreign = map[string]string{}
+		for name, d := range defs {
+			patchOpts.Foreign[name] = d[len(d)-1].File
+		}
+	}
 	var dumpErr error // from containerd, as opposed to from the inputs
 	if !opts.NoValidate {
 		patchOpts.DefaultRuntime = func() (*ctrdconfig.Runtime, error) {
@@ -220,8 +236,16 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	}
 	p.Result = res
 	conflicted := map[string]bool{}
-	for _, c := range res.Conflicts {
+	managed := managedHandlers(p.Original)
+	for i, c := range res.Conflicts {
 		conflicted[c.Handler] = true
+		if c.File != "" && managed[c.Handler] {
+			// Written by runtimeclassd before the other file defined it: the
+			// block stays (without it containerd would have the other
+			// file's keys alone), and the handler is not offered.
+			res.Conflicts[i].Overrides = defs[c.Handler]
+			c = res.Conflicts[i]
+		}
 		a.Log.Warn("handler not applied", "handler", c.Handler, "reason", c.String())
 	}
 	for _, r := range want {
@@ -257,6 +281,21 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// managedHandlers names the handlers that have a managed block in a
+// config's bytes (none if they don't parse: Patch has said why).
+func managedHandlers(src []byte) map[string]bool {
+	out := map[string]bool{}
+	doc, err := tomlpatch.Parse(src)
+	if err != nil {
+		return out
+	}
+	blocks, _ := ctrdconfig.Blocks(doc)
+	for _, b := range blocks {
+		out[b.Handler] = true
+	}
+	return out
 }
 
 // validate has containerd check the candidate, and returns the dump it

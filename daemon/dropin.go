@@ -306,12 +306,7 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	// half a runtime) and it is not offered (see withoutConflicts).
 	inDropIn := map[string]bool{}
 	if d.Exists {
-		if doc, err := tomlpatch.Parse(d.Original); err == nil {
-			blocks, _ := ctrdconfig.Blocks(doc)
-			for _, b := range blocks {
-				inDropIn[b.Handler] = true
-			}
-		}
+		inDropIn = managedHandlers(d.Original)
 	}
 	owned := want[:0:0]
 	conflicted := map[string]string{} // handler: the file that defines it

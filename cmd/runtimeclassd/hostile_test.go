@@ -62,6 +62,10 @@ type hostileCase struct {
 	// major is the containerd the node runs: 1 (1.6, the default, on its
 	// default config) or 2 (2.4.2, on its default config).
 	major int
+	// imports makes config.toml import the node's
+	// etc/containerd/conf.d/*.toml (2.4.2's default config imports the
+	// machine's /etc/containerd/conf.d/*.toml; 1.6's imports nothing).
+	imports bool
 	// code is apply --no-restart's exit code at stage atWrite.
 	code int
 	// after checks more once the commands ran (files left, labels).
@@ -466,6 +470,10 @@ func (c hostileCase) run(t *testing.T) bool {
 	}
 	orig := readCorpus(t, corpus)
 	n := newNode(t, major, orig)
+	if c.imports {
+		orig = withNodeImports(t, orig, n)
+		write(t, n.config, string(orig), 0o644)
+	}
 	if err := os.Chmod(n.config, 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -542,6 +550,21 @@ func (c hostileCase) run(t *testing.T) bool {
 	}
 	checkNothingClaimed(t, n)
 	return changed
+}
+
+// withNodeImports is a default config whose imports line names the node's
+// conf.d instead (2.4.2's imports the machine's /etc/containerd/conf.d,
+// 1.6's nothing).
+func withNodeImports(t *testing.T, config []byte, n *node) []byte {
+	t.Helper()
+	line := []byte("imports = ['" + filepath.Join(filepath.Dir(n.config), "conf.d", "*.toml") + "']")
+	for _, def := range []string{"imports = ['/etc/containerd/conf.d/*.toml']", "imports = []"} {
+		if bytes.Contains(config, []byte(def)) {
+			return bytes.Replace(config, []byte(def), line, 1)
+		}
+	}
+	t.Fatal("withNodeImports: the config has no default imports line")
+	return nil
 }
 
 // checkNothingClaimed: the refusal may be recorded (for `status`), but no

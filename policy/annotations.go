@@ -21,9 +21,14 @@ var closureAnnotations = []string{
 	// reads from the bundle.
 	"io.katacontainers.config_path",
 	"io.katacontainers.pkg.oci.",
-	// gVisor: any runsc flag (debug-log, root, ...), when its
-	// configuration allows overrides.
-	"dev.gvisor.flag.",
+	// gVisor: every one of its annotations. They are runsc's knobs, not
+	// the workload's: dev.gvisor.flag.* sets any runsc flag (debug-log,
+	// root, ...) when its configuration allows overrides,
+	// dev.gvisor.spec.rootfs.source has runsc open a host file of the pod's
+	// choosing as root and hand it to the sandbox, dev.gvisor.tar.* do the
+	// same for a tar file, dev.gvisor.spec.mount.* and dev.gvisor.internal.*
+	// change what the gofer serves.
+	"dev.gvisor.",
 }
 
 // closureWords are in the last segments of an annotation key that name a path
@@ -31,7 +36,11 @@ var closureAnnotations = []string{
 // jailer_path, kernel, image, initrd, firmware, firmware_volume,
 // virtio_fs_daemon, virtio_fs_extra_args, entropy_source,
 // file_mem_backend, vhost_user_store_path, and the like in other runtimes.
-var closureWords = []string{"path", "config", "daemon", "kernel", "image", "initrd", "firmware", "bin", "exec", "jailer", "file", "sock", "extra_args", "entropy_source", "backend"}
+var closureWords = []string{"path", "config", "daemon", "kernel", "image", "initrd", "firmware", "bin", "exec", "jailer", "file", "sock", "extra_args", "entropy_source", "backend",
+	// a source, a lower or upper layer, a root file system or a mount on
+	// the host (Kata's sandbox_bind_mounts, a rootfs source, an overlay's
+	// layers)
+	"source", "upper", "lower", "rootfs", "mount"}
 
 // safeSegments are last segments that contain one of closureWords but name
 // nothing on the host: hashes of assets, guest kernel parameters, the

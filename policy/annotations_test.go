@@ -17,6 +17,9 @@ func TestClosureAnnotations(t *testing.T) {
 		hv + "firmware_volume", hv + "virtio_fs_daemon", hv + "virtio_fs_extra_args", hv + "entropy_source",
 		hv + "file_mem_backend", hv + "vhost_user_store_path", "dev.gvisor.flag.debug-log", "dev.gvisor.flag.root",
 		"IO.KATACONTAINERS.CONFIG_PATH", "example.com/helper-binary",
+		"dev.gvisor.spec.rootfs.source", "dev.gvisor.spec.rootfs.type", "dev.gvisor.tar.rootfs.upper",
+		"dev.gvisor.spec.mount.data.share", "dev.gvisor.spec.cgroup-parent", "dev.gvisor.bundle.experimental-ptrace",
+		"io.katacontainers.config.runtime.sandbox_bind_mounts", "example.com/overlay-lower",
 	}
 	allowed := []string{
 		hv + "default_vcpus", hv + "default_memory", hv + "default_max_vcpus", hv + "block_device_cache_direct",

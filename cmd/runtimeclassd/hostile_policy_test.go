@@ -49,6 +49,10 @@ func policyClosureCases() []hostileCase {
 			"runsc", "/usr/bin/runsc is group- or world-writable"),
 
 		// Annotations that hand a pod the runtime's configuration.
+		pol("annotation that has runsc open a host file as the pod's root file system", "[handlers.x]\npreset = \"gvisor\"\npod_annotations = [\"dev.gvisor.spec.rootfs.source\"]\n",
+			"{p}/a.toml:3:1", "handlers.x.pod_annotations", `"dev.gvisor.spec.rootfs.source" would let any pod`),
+		pol("annotation that binds host directories into Kata's sandbox", "[handlers.x]\npreset = \"kata\"\ncontainer_annotations = [\"io.katacontainers.config.runtime.sandbox_bind_mounts\"]\n",
+			"{p}/a.toml:3:1", "handlers.x.container_annotations", `"io.katacontainers.config.runtime.sandbox_bind_mounts" names a host path`),
 		pol("annotation choosing Kata's configuration file", "[handlers.x]\npreset = \"kata\"\npod_annotations = [\"io.katacontainers.config_path\"]\n",
 			"{p}/a.toml:3:1", "handlers.x.pod_annotations", `"io.katacontainers.config_path" would let any pod`),
 		pol("annotation of Kata's OCI internals", kataHandler+"pod_annotations = [\"io.katacontainers.pkg.oci.bundle_path\"]\n",

@@ -147,13 +147,13 @@ func (h *Host) kataDropIns(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every entry, as Kata takes them (os.ReadDir: sorted by name, dotfiles
+	// and names that don't end in .toml included: a foo.toml.rpmnew or a
+	// .conf symlink is merged like the rest).
 	var out []string
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".toml") {
-			out = append(out, filepath.Join(dir, e.Name()))
-		}
+		out = append(out, filepath.Join(dir, e.Name()))
 	}
-	sort.Strings(out)
 	return out, nil
 }
 

@@ -97,6 +97,17 @@ func closureCases() []hostileCase {
 			eveQemu(t, n)
 			hostFile(t, n, filepath.Dir(kataCfg)+"/config.d/50-evil.toml", "[hypervisor.qemu]\npath = \"/opt/eve/qemu\"\n", 0o644)
 		}), "kata-config", "configuration.toml + "+filepath.Dir(kataCfg)+"/config.d/50-evil.toml", "path /opt/eve/qemu", "owned by uid 1000"),
+		host("a Kata drop-in that doesn't end in .toml", kataHandler, kata(good, func(t *testing.T, n *node) {
+			eveQemu(t, n)
+			hostFile(t, n, filepath.Dir(kataCfg)+"/config.d/60-qemu.toml.rpmnew", "[hypervisor.qemu]\npath = \"/opt/eve/qemu\"\n", 0o644)
+		}), "kata-config", "config.d/60-qemu.toml.rpmnew", "path /opt/eve/qemu", "owned by uid 1000"),
+		host("a Kata drop-in symlinked to a user's file", kataHandler, kata(good, func(t *testing.T, n *node) {
+			ww(t, n)
+			hostFile(t, n, "/var/ww/eve.conf", "[hypervisor.qemu]\npath = \"/usr/bin/qemu\"\n", 0o644)
+			chown(t, filepath.Join(n.hostRoot, "/var/ww/eve.conf"))
+			hostDir(t, n, filepath.Dir(kataCfg)+"/config.d", 0o755)
+			hostLink(t, n, "/var/ww/eve.conf", filepath.Dir(kataCfg)+"/config.d/.50-qemu.conf")
+		}), "kata-config", "config.d/.50-qemu.conf", "directory /var/ww is group- or world-writable"),
 		host("Kata's drop-in directory world-writable", kataHandler, kata(good, func(t *testing.T, n *node) {
 			hostDir(t, n, filepath.Dir(kataCfg)+"/config.d", 0o777)
 		}), "kata-config", "the drop-in directory of Kata's configuration", "group- or world-writable"),

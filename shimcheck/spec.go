@@ -56,6 +56,12 @@ func (h *Host) checkBaseSpec(p Path) Check {
 	return pass(p.Key, p.Path+" ("+detail+", an OCI spec: "+specSummary(&spec)+")")
 }
 
+// sourcelessMounts are the mount types whose source names nothing on the
+// host (the kernel makes them), the ones containerd's default spec uses:
+// any other type (overlay with lowerdir=/etc, ext4 from a device, a FUSE
+// or network file system) could show host files to every container.
+var sourcelessMounts = []string{"proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2"}
+
 func (h *Host) specProblem(s *specs.Spec) string {
 	if s.Hooks != nil {
 		for _, l := range []struct {
@@ -74,6 +80,9 @@ func (h *Host) specProblem(s *specs.Spec) string {
 	for i, m := range s.Mounts {
 		if m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind") {
 			return fmt.Sprintf("mounts[%d] binds the host's %q into every container of the class; put host paths in the pod spec, where admission control sees them", i, m.Source)
+		}
+		if !slices.Contains(sourcelessMounts, m.Type) {
+			return fmt.Sprintf("mounts[%d] (%s on %q) is of type %q, which can take host paths (an overlay's lowerdir, a block device); a base spec may hold only mounts of types %s", i, m.Source, m.Destination, m.Type, strings.Join(sourcelessMounts, ", "))
 		}
 	}
 	if c := s.Process; c != nil && c.Capabilities != nil {

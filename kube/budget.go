@@ -98,9 +98,14 @@ type Budget struct {
 
 	mu       sync.Mutex
 	observed map[string]observation // slot name -> when this version was first seen
-	waiting  bool
-	reason   string
-	marker   *lease // this node's Lease, as last written
+	// blind is set when a look at the slots failed: what was observed
+	// before no longer says since when a holder has not renewed (it may
+	// have renewed, or tried to, while this node could not see), so the
+	// next look that succeeds starts every slot's clock afresh.
+	blind   bool
+	waiting bool
+	reason  string
+	marker  *lease // this node's Lease, as last written
 }
 
 type observation struct {
@@ -181,13 +186,85 @@ type Slot struct {
 	// before the write that took it.
 	Acquired time.Time
 
-	b      *Budget
-	mu     sync.Mutex
-	lease  *lease
-	lost   error
-	stop   chan struct{}
-	done   chan struct{}
-	closed bool
+	b     *Budget
+	mu    sync.Mutex
+	lease *lease
+	lost  error
+	// renewed is when the last write of the slot that succeeded was sent,
+	// on this node's clock: no other node sees that version before then,
+	// so none takes the slot before renewed plus the lease duration.
+	renewed time.Time
+	// changed is closed and replaced whenever renewed or lost changes.
+	changed chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	closed  bool
+}
+
+// ErrSlotLost is wrapped in Ready's error when the slot was taken over.
+var ErrSlotLost = errors.New("restart slot lost")
+
+// valid says why the slot can't be trusted now (nil: it can). It is not
+// once another node took it over, nor when it was last renewed more than
+// the lease duration less one renew interval ago: another node may
+// take it over soon, or, with clocks that drift apart, already.
+func (s *Slot) valid() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost != nil {
+		return s.lost
+	}
+	age := s.b.cfg.Clock.Now().Sub(s.renewed)
+	if limit := s.b.cfg.LeaseDuration - s.b.cfg.RenewInterval; age > limit {
+		return fmt.Errorf("restart slot %s was last renewed %v ago (its lease is %v): the API server has not confirmed it since", s.Name, age.Round(time.Millisecond), s.b.cfg.LeaseDuration)
+	}
+	return nil
+}
+
+// Ready returns nil when the slot is surely this node's now: not taken
+// over, and renewed within the lease duration less one renew interval.
+// A slot whose renewals fail (the API server is down) is waited for until
+// a renewal succeeds; a slot taken over returns an error that wraps
+// ErrSlotLost; so does Ready on a released slot. Call it immediately
+// before the restart the slot is for. An unaccounted slot is always ready.
+func (s *Slot) Ready(ctx context.Context) error {
+	if s == nil || s.Unaccounted() {
+		return nil
+	}
+	logged := false
+	for {
+		s.mu.Lock()
+		ch, closed := s.changed, s.closed
+		s.mu.Unlock()
+		if closed {
+			return fmt.Errorf("%w: %s was released", ErrSlotLost, s.Name)
+		}
+		err := s.valid()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errLost):
+			return fmt.Errorf("%w: %w", ErrSlotLost, err)
+		case !logged:
+			s.b.cfg.Log.Warn("not restarting yet: waiting for the restart slot to be renewed", "slot", s.Name, "err", err)
+			logged = true
+		}
+		select {
+		case <-ch:
+		case <-s.done:
+			if s.Lost() == nil {
+				return fmt.Errorf("%w: %s is no longer renewed", ErrSlotLost, s.Name)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notify wakes whoever waits in Ready. Called with s.mu held.
+func (s *Slot) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // Unaccounted reports whether the node proceeds without a slot.
@@ -234,7 +311,7 @@ func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
 			}
 			b.setWaiting(false, "")
 			b.cfg.Log.Info("restart slot acquired", "slot", l.Metadata.Name)
-			return b.hold(ctx, l), nil
+			return b.hold(ctx, l, began), nil
 		}
 		wait := jitter(b.cfg.PollInterval, b.cfg.Rand)
 		var reason string
@@ -296,11 +373,21 @@ func (b *Budget) try(ctx context.Context) (*lease, error) {
 	for range 3 {
 		list, err := b.client.listLeases(ctx, b.cfg.Namespace, RoleLabel+"="+RoleSlot)
 		if err != nil {
+			b.mu.Lock()
+			b.blind = true
+			b.mu.Unlock()
 			return nil, fmt.Errorf("listing restart slots: %w", err)
 		}
 		now := b.cfg.Clock.Now()
 		byName := map[string]*lease{}
 		b.mu.Lock()
+		if b.blind {
+			// An outage is not the holders' silence: a holder that could
+			// not renew through it is as alive as this node, which could
+			// not look. Expiry counts from now.
+			clear(b.observed)
+			b.blind = false
+		}
 		for i := range list.Items {
 			l := &list.Items[i]
 			byName[l.Metadata.Name] = l
@@ -405,8 +492,8 @@ func (b *Budget) slotLease(name string, cur *lease, now time.Time) *lease {
 }
 
 // hold starts renewing a taken slot.
-func (b *Budget) hold(ctx context.Context, l *lease) *Slot {
-	s := &Slot{Name: l.Metadata.Name, b: b, lease: l, stop: make(chan struct{}), done: make(chan struct{})}
+func (b *Budget) hold(ctx context.Context, l *lease, sent time.Time) *Slot {
+	s := &Slot{Name: l.Metadata.Name, b: b, lease: l, renewed: sent, changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	if l.Spec.AcquireTime != nil {
 		s.Acquired = l.Spec.AcquireTime.Time
 	}
@@ -417,22 +504,27 @@ func (b *Budget) hold(ctx context.Context, l *lease) *Slot {
 func (s *Slot) renewLoop(ctx context.Context) {
 	defer close(s.done)
 	b := s.b
+	wait := b.cfg.RenewInterval
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.stop:
 			return
-		case <-b.cfg.Clock.After(b.cfg.RenewInterval):
+		case <-b.cfg.Clock.After(wait):
 		}
 		err := s.renew(ctx)
 		switch {
 		case err == nil:
+			wait = b.cfg.RenewInterval
 		case errors.Is(err, errLost):
 			b.cfg.Log.Error("restart slot lost: another node took it over", "slot", s.Name, "err", err)
 			return
 		default:
-			b.cfg.Log.Warn("renewing the restart slot failed; retrying", "slot", s.Name, "err", err)
+			// Every second or two until it works: the slot is good for
+			// the rest of its lease only if a renewal gets through.
+			wait = min(b.cfg.RenewInterval, time.Second+time.Duration(b.cfg.Rand()*float64(time.Second)))
+			b.cfg.Log.Warn("renewing the restart slot failed; retrying", "slot", s.Name, "in", wait.Round(time.Millisecond), "err", err)
 		}
 	}
 }
@@ -447,11 +539,13 @@ func (s *Slot) renew(ctx context.Context) error {
 	l := *s.lease
 	s.mu.Unlock()
 	for range 2 {
-		l.Spec.RenewTime = mt(b.cfg.Clock.Now())
+		sent := b.cfg.Clock.Now()
+		l.Spec.RenewTime = mt(sent)
 		got, err := b.client.updateLease(ctx, &l)
 		if err == nil {
 			s.mu.Lock()
-			s.lease = got
+			s.lease, s.renewed = got, sent
+			s.notify()
 			s.mu.Unlock()
 			return nil
 		}
@@ -470,6 +564,7 @@ func (s *Slot) renew(ctx context.Context) error {
 			s.mu.Lock()
 			s.lost = fmt.Errorf("%w: %s now holds %s", errLost, holder, s.Name)
 			err := s.lost
+			s.notify()
 			s.mu.Unlock()
 			return err
 		}

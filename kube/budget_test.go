@@ -458,3 +458,91 @@ func TestBudgetThrottled(t *testing.T) {
 		t.Errorf("waits %v, want %v", waits, want)
 	}
 }
+
+// TestBudgetOutageLongerThanLease: an API outage longer than the lease,
+// while a holds the slot and b waits for it. b's failed looks don't
+// count as a's silence, and a retries its renewal every second or two, so
+// when the API server is back b does not take a's slot (it used to, at
+// its first look); a's slot is not Ready while no renewal got through,
+// and is again after one did.
+func TestBudgetOutageLongerThanLease(t *testing.T) {
+	t.Parallel()
+	for _, outage := range []time.Duration{31 * time.Second, 45 * time.Second, 2 * time.Minute, 10 * time.Minute} {
+		t.Run(outage.String(), func(t *testing.T) {
+			t.Parallel()
+			f := newFakeAPI(t)
+			clk := newFakeClock()
+			a := mustAcquire(t, t.Context(), newTestBudget(t, f, clk, "a", 1))
+			p := acquireAsync(t.Context(), newTestBudget(t, f, clk, "b", 1))
+			clk.waitWaiters(t, 2)
+			clk.tick(t, 5*time.Second, p.done.Load) // b has looked once
+			var down atomic.Bool
+			f.fail = func(*http.Request) int {
+				if down.Load() {
+					return http.StatusServiceUnavailable
+				}
+				return 0
+			}
+			down.Store(true)
+			start := clk.Now()
+			for clk.Now().Sub(start) < outage {
+				clk.tick(t, time.Second, p.done.Load)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+			err := a.Ready(ctx)
+			cancel()
+			if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Ready after an outage of %v without a renewal: %v, want it to wait", outage, err)
+			}
+			down.Store(false)
+			back := clk.Now()
+			for clk.Now().Sub(back) < 2*time.Minute {
+				clk.tick(t, time.Second, p.done.Load)
+				if p.done.Load() {
+					t.Fatalf("b took a's slot %v after an outage of %v: %v", clk.Now().Sub(back), outage, p.err)
+				}
+			}
+			if err := a.Ready(t.Context()); err != nil {
+				t.Errorf("Ready once renewals get through: %v", err)
+			}
+			if got := f.holders(ns); !slices.Equal(got, []string{"a"}) {
+				t.Errorf("holders %v, want a", got)
+			}
+			// And b does get it once a is gone: a dead holder's slot is
+			// still taken over, a lease after b could first see it.
+			if err := a.Release(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			clk.forget(10 * time.Second) // a's stopped renewal's timer
+			for !p.done.Load() {
+				clk.tick(t, time.Second, p.done.Load)
+			}
+			<-p.ch
+			if p.err != nil {
+				t.Fatal(p.err)
+			}
+			p.slot.Release(context.Background())
+		})
+	}
+}
+
+// TestBudgetReadyLost: a slot taken over is not Ready.
+func TestBudgetReadyLost(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	s := mustAcquire(t, t.Context(), newTestBudget(t, f, clk, "a", 1))
+	if err := s.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready at once: %v", err)
+	}
+	f.mu.Lock()
+	l := f.leases[ns+"/"+SlotName(0)]
+	l.Spec.HolderIdentity, l.Metadata.ResourceVersion = ptr("usurper"), f.nextRV()
+	f.mu.Unlock()
+	clk.waitWaiters(t, 1)
+	clk.Advance(10 * time.Second)
+	<-s.done // the renewal found out, and stopped
+	if err := s.Ready(t.Context()); !errors.Is(err, ErrSlotLost) || !strings.Contains(err.Error(), "usurper") {
+		t.Errorf("Ready = %v, want ErrSlotLost naming usurper", err)
+	}
+}

@@ -28,6 +28,9 @@ type fakeFleet struct {
 	heldErr  error
 	// onAcquired runs once a slot is taken.
 	onAcquired func()
+	// ready are what Ready returns, one per call (nil once used up); a
+	// non-nil one is logged as "lost".
+	ready []error
 }
 
 func newFakeFleet() *fakeFleet {
@@ -56,6 +59,19 @@ func (f *fakeFleet) Acquire(ctx context.Context) (func(), error) {
 		f.onAcquired()
 	}
 	return func() { f.log("release") }, nil
+}
+
+func (f *fakeFleet) Ready(context.Context) error {
+	f.mu.Lock()
+	var err error
+	if len(f.ready) > 0 {
+		err, f.ready = f.ready[0], f.ready[1:]
+	}
+	f.mu.Unlock()
+	if err != nil {
+		f.log("lost")
+	}
+	return err
 }
 
 func (f *fakeFleet) Failed(_ context.Context, pol, reason string) error {
@@ -340,5 +356,25 @@ func TestFleetRepairsTheRunningPolicy(t *testing.T) {
 	}
 	if rep := r.rec.ReconcileWith(ctx, PlanOptions{Command: "apply"}); rep.Outcome != OutcomeHeld {
 		t.Fatalf("after a revert the policy is new again, and held: %+v (%v)", rep, rep.Err)
+	}
+}
+
+// A slot lost between taking it and the restart (an API outage longer
+// than the lease let another node take it over) is not restarted on: the
+// node gives it up, waits for another, and restarts once, on that one.
+func TestFleetSlotLostBeforeTheRestart(t *testing.T) {
+	t.Parallel()
+	r, f := fleetRig(t)
+	f.ready = []error{errors.New("restart slot lost: slot taken over: b now holds runtimeclassd-slot-0")}
+	r.policy("a.toml", "[handlers.crun]\nruntime_type = \"io.containerd.runc.v2\"\n")
+	rep := r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeApplied {
+		t.Fatalf("%+v (%v)", rep, rep.Err)
+	}
+	if got, want := f.Events(), "held? acquire held? lost release acquire restart release"; got != want {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if r.sd.restarts != 1 {
+		t.Errorf("%d restarts, want 1", r.sd.restarts)
 	}
 }

@@ -49,6 +49,11 @@ type Fleet interface {
 	// Acquire blocks until this node may restart containerd, or ctx ends;
 	// release gives the slot back.
 	Acquire(ctx context.Context) (release func(), err error)
+	// Ready, called immediately before each restart while a slot is held,
+	// returns nil once the slot is surely still this node's; it waits while
+	// the slot can't be confirmed (the API server is down), and fails if
+	// another node took it over (or ctx ended).
+	Ready(ctx context.Context) error
 	// Failed records that a policy (its hash) was rolled back on this node.
 	Failed(ctx context.Context, policy, reason string) error
 	// Held says whether a policy failed on some node: which, and why.
@@ -556,11 +561,47 @@ func (r *Reconciler) waitRestartBudget(ctx context.Context) error {
 	return nil
 }
 
+// slotReady makes sure, immediately before a restart, that the restart
+// slot held is still this node's: after an API outage longer than the
+// lease, or renewals throttled away, another node may have taken it, and
+// restarting then would make K+1. It waits while the slot can't be
+// confirmed; a slot lost is given up and another one waited for. Without
+// a slot held (no fleet), there is nothing to check.
+func (r *Reconciler) slotReady(ctx context.Context) error {
+	if r.Fleet == nil || r.release == nil {
+		return nil
+	}
+	for {
+		r.busy("confirming the restart slot", r.now().Add(100*365*24*time.Hour))
+		err := r.Fleet.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("confirming the restart slot before restarting containerd: %w", err)
+		}
+		r.Log.Warn("the restart slot was lost before the restart; not restarting on it, waiting for another", "err", err)
+		r.releaseSlot()
+		r.busy("waiting for a restart slot", r.now().Add(100*365*24*time.Hour))
+		release, err := r.Fleet.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("the restart slot was lost before the restart, and waiting for another: %w", err)
+		}
+		r.release = release
+		if r.Metrics != nil {
+			r.Metrics.slotHeld.Set(1)
+		}
+	}
+}
+
 func (r *Reconciler) restartAndVerify(ctx context.Context, handlers []string) error {
 	cfg := r.Applier.Cfg
 	r.lastRestart = r.now()
 	r.mutateState(func(s *State) { s.LastRestart = r.lastRestart })
 	crashpoint.Hit("restart: requested")
+	if err := r.slotReady(ctx); err != nil {
+		return err
+	}
 	r.busy("restarting containerd", r.now().Add(2*time.Minute))
 	err := r.Restarter.RestartUnit(ctx, cfg.ContainerdUnit)
 	if r.Metrics != nil {

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 )
 
@@ -15,6 +17,9 @@ type Fleet struct {
 	// ReleaseTimeout bounds the release of a slot (default 10 s); a slot
 	// that can't be released expires by itself.
 	ReleaseTimeout time.Duration
+
+	mu   sync.Mutex
+	held *Slot // the slot Acquire returned last, until it is released
 }
 
 // Acquire blocks until this node holds a restart slot, or ctx ends.
@@ -25,17 +30,39 @@ func (f *Fleet) Acquire(ctx context.Context) (release func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	f.held = s
+	f.mu.Unlock()
 	timeout := f.ReleaseTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	return func() {
+		f.mu.Lock()
+		if f.held == s {
+			f.held = nil
+		}
+		f.mu.Unlock()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		if err := s.Release(rctx); err != nil {
 			f.Budget.cfg.Log.Warn("restart slot not released; it expires by itself", "err", err)
 		}
 	}, nil
+}
+
+// Ready returns nil once the slot held is surely still this node's
+// (Slot.Ready: it waits while renewals fail), or an error wrapping
+// ErrSlotLost if it was taken over or none is held. Call it immediately
+// before restarting containerd.
+func (f *Fleet) Ready(ctx context.Context) error {
+	f.mu.Lock()
+	s := f.held
+	f.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("%w: no restart slot is held", ErrSlotLost)
+	}
+	return s.Ready(ctx)
 }
 
 // ReleaseLeftovers frees the slots an earlier run of this node's daemon

@@ -265,3 +265,28 @@ func CheckWritable(path string) (string, error) {
 	}
 	return trustedTarget(path)
 }
+
+// CheckRootOnly is CheckWritable for a file that nobody but root may
+// change: where it exists, it must also be root-owned and not group- or
+// world-writable (a replacement keeps the old file's owner and mode, so a
+// file a user owns would stay theirs). It returns the file resolved.
+func CheckRootOnly(path string) (string, error) {
+	target, err := CheckWritable(path)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Lstat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return target, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if u := uid(fi); u != 0 {
+		return "", fmt.Errorf("%s is owned by uid %d, not root: %w", target, u, ErrUntrusted)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return "", fmt.Errorf("%s is group- or world-writable (mode %s): %w", target, mode(fi), ErrUntrusted)
+	}
+	return target, nil
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -92,7 +94,7 @@ func Imports(src []byte) ([]string, error) {
 // containerd's merge order), leaving out the file skip (runtimeclassd's own
 // drop-in). A handler another file defines is someone else's.
 func ForeignRuntimes(configPath string, src []byte, skip string) (map[string]string, error) {
-	defs, err := ForeignDefs(configPath, src, skip)
+	defs, err := ForeignDefs(configPath, src, skip, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +120,15 @@ func (d ForeignDef) String() string {
 // ForeignDefs is ForeignRuntimes with every file that defines each runtime,
 // in containerd's merge order, and the keys each sets. Imports of imported
 // files are followed, as containerd follows them (relative to the file
-// that names them), each file once.
-func ForeignDefs(configPath string, src []byte, skip string) (map[string][]ForeignDef, error) {
+// that names them), each file once. A file's runtimes are looked for under
+// every plugin path a version of containerd's config has, whatever its
+// `version` says: containerd 2.x migrates what it finds under the older
+// ones (a file with no version line that names io.containerd.grpc.v1.cri
+// is merged into the CRI runtime's handlers all the same). check, if not
+// nil, is called on every imported file that exists before it is read,
+// and on the directory of every glob (dir true): an error from it is
+// returned as is.
+func ForeignDefs(configPath string, src []byte, skip string, check func(path string, dir bool) error) (map[string][]ForeignDef, error) {
 	imports, err := Imports(src)
 	if err != nil {
 		return nil, err
@@ -129,15 +138,39 @@ func ForeignDefs(configPath string, src []byte, skip string) (map[string][]Forei
 	if skip != "" {
 		seen[filepath.Clean(skip)] = true
 	}
-	return out, foreignDefs(configPath, imports, seen, out, 0)
+	return out, foreignDefs(configPath, imports, seen, out, check, 0)
 }
 
 // maxImportDepth bounds how deep imports of imports are followed.
 const maxImportDepth = 16
 
-func foreignDefs(from string, imports []string, seen map[string]bool, out map[string][]ForeignDef, depth int) error {
+// runtimesPaths are the tables of every config version that hold the
+// CRI plugin's runtimes.
+var runtimesPaths = func() [][]string {
+	var out [][]string
+	for v := 1; v <= 3; v++ {
+		p, _ := RuntimesPath(v)
+		out = append(out, p)
+	}
+	return out
+}()
+
+func foreignDefs(from string, imports []string, seen map[string]bool, out map[string][]ForeignDef, check func(string, bool) error, depth int) error {
 	if depth > maxImportDepth {
 		return fmt.Errorf("%s: imports nested more than %d deep", from, maxImportDepth)
+	}
+	if check != nil {
+		for _, e := range imports {
+			if p := resolveImport(from, e); strings.Contains(p, "*") {
+				dir := p
+				for strings.Contains(dir, "*") {
+					dir = filepath.Dir(dir)
+				}
+				if err := check(dir, true); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	files, err := ImportedFiles(from, imports)
 	if err != nil {
@@ -148,10 +181,15 @@ func foreignDefs(from string, imports []string, seen map[string]bool, out map[st
 			continue
 		}
 		seen[filepath.Clean(f)] = true
-		b, err := os.ReadFile(f)
-		if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(f); errors.Is(err, fs.ErrNotExist) {
 			continue // containerd refuses to start on it; not ours to report here
 		}
+		if check != nil {
+			if err := check(f, false); err != nil {
+				return err
+			}
+		}
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return fmt.Errorf("reading imported %s: %w", f, err)
 		}
@@ -159,21 +197,24 @@ func foreignDefs(from string, imports []string, seen map[string]bool, out map[st
 		if err := toml.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("imported %s: %w", f, err)
 		}
-		version := 1
 		if v, ok := m["version"].(int64); ok {
-			version = int(v)
+			if _, err := RuntimesPath(int(v)); err != nil {
+				return fmt.Errorf("imported %s: %w", f, err)
+			}
 		}
-		path, err := RuntimesPath(version)
-		if err != nil {
-			return fmt.Errorf("imported %s: %w", f, err)
-		}
-		if rts, ok := lookupTable(m, path).(map[string]any); ok {
+		found := map[string][]string{}
+		for _, path := range runtimesPaths {
+			rts, _ := lookupTable(m, path).(map[string]any)
 			for name, t := range rts {
 				var keys []string
 				flattenKeys(t, "", &keys)
-				sort.Strings(keys)
-				out[name] = append(out[name], ForeignDef{File: f, Keys: keys})
+				found[name] = append(found[name], keys...)
 			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(found)) {
+			keys := found[name]
+			sort.Strings(keys)
+			out[name] = append(out[name], ForeignDef{File: f, Keys: slices.Compact(keys)})
 		}
 		var more []string
 		if list, ok := m["imports"].([]any); ok {
@@ -183,7 +224,7 @@ func foreignDefs(from string, imports []string, seen map[string]bool, out map[st
 				}
 			}
 		}
-		if err := foreignDefs(f, more, seen, out, depth+1); err != nil {
+		if err := foreignDefs(f, more, seen, out, check, depth+1); err != nil {
 			return err
 		}
 	}

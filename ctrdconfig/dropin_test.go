@@ -68,7 +68,7 @@ func TestDumpWithRealContainerd(t *testing.T) {
 	if err != nil || len(foreign) != 1 || !strings.HasSuffix(foreign["gpu"], "10-gpu.toml") {
 		t.Fatalf("foreign %v %v", foreign, err)
 	}
-	defs, err := ForeignDefs(target, []byte(cfg), dropin)
+	defs, err := ForeignDefs(target, []byte(cfg), dropin, nil)
 	if d := defs["gpu"]; err != nil || len(d) != 1 || fmt.Sprint(d[0].Keys) != "[options.BinaryName runtime_type]" {
 		t.Fatalf("foreign definitions %v %v", defs, err)
 	}

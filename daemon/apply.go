@@ -139,8 +139,10 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	}
 	// config.toml is replaced by a rename in its directory: refuse, before
 	// anything is written or backed up, a config.toml (or the file its
-	// symlink leads to) where someone other than root could redirect it.
-	if _, err := atomicfile.CheckWritable(a.Cfg.ContainerdConfig); err != nil {
+	// symlink leads to) where someone other than root could redirect it,
+	// or that someone else owns or can write (a replacement keeps its
+	// owner and mode; they could add a handler of their own, or markers).
+	if _, err := atomicfile.CheckRootOnly(a.Cfg.ContainerdConfig); err != nil {
 		return nil, &InvalidError{fmt.Errorf("containerd config: %w", err)}
 	}
 	src, err := os.ReadFile(a.Cfg.ContainerdConfig)
@@ -211,7 +213,7 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	// being left, is not another file.
 	var defs map[string][]ctrdconfig.ForeignDef
 	if len(want) > 0 {
-		if defs, err = ctrdconfig.ForeignDefs(a.Cfg.ContainerdConfig, p.Original, a.Cfg.DropInPath()); err != nil {
+		if defs, err = ctrdconfig.ForeignDefs(a.Cfg.ContainerdConfig, p.Original, a.Cfg.DropInPath(), importTrusted); err != nil {
 			return nil, &InvalidError{fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)}
 		}
 		patchOpts.Foreign = map[string]string{}
@@ -281,6 +283,26 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// importTrusted is ForeignDefs' check of what config.toml imports, in
+// either mode: containerd merges every imported file into its effective
+// config, so a file someone other than root can change (or add, to a
+// glob's directory) could define a handler's binary or take over one
+// runtimeclassd wrote. Each imported file must be root's alone, where only
+// root can change it; each glob's directory too (or, missing, the
+// deepest existing one on its way).
+func importTrusted(path string, dir bool) error {
+	var err error
+	if dir {
+		_, err = atomicfile.CheckWritable(filepath.Join(path, "*"))
+	} else {
+		_, err = atomicfile.CheckRootOnly(path)
+	}
+	if err != nil {
+		return fmt.Errorf("imports %s, which someone other than root could change: %w", path, err)
+	}
+	return nil
 }
 
 // managedHandlers names the handlers that have a managed block in a

@@ -263,7 +263,7 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	if err := dropInPathOK(cfg.DropInPath()); err != nil {
 		return &InvalidError{err}
 	}
-	defs, err := ctrdconfig.ForeignDefs(cfg.ContainerdConfig, p.Original, cfg.DropInPath())
+	defs, err := ctrdconfig.ForeignDefs(cfg.ContainerdConfig, p.Original, cfg.DropInPath(), importTrusted)
 	if err != nil {
 		return &InvalidError{fmt.Errorf("%s: %w", cfg.ContainerdConfig, err)}
 	}

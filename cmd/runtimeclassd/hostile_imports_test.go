@@ -52,5 +52,33 @@ func importsCases() []hostileCase {
 				imported("other/b.toml", binaryName(2))(t, n)
 			},
 			want: []string{`handler "x" is defined in {d}/etc/containerd/other/b.toml, which config.toml imports`}})
+	// What config.toml imports must be root's alone, or a user could add
+	// or change a handler's binary after runtimeclassd checked it.
+	for _, major := range []int{1, 2} {
+		v := map[int]string{1: " (1.6)", 2: " (2.4.2)"}[major]
+		cases = append(cases,
+			hostileCase{name: "an imported file a user owns" + v, stage: atWrite, major: major, imports: true, code: 1,
+				files: one(runcHandler), setup: func(t *testing.T, n *node) {
+					imported("conf.d/10-user.toml", "")(t, n)
+					chown(t, filepath.Join(filepath.Dir(n.config), "conf.d/10-user.toml"))
+				},
+				want: []string{"imports {d}/etc/containerd/conf.d/10-user.toml, which someone other than root could change", "owned by uid 1000, not root"}},
+			hostileCase{name: "an imported glob's directory world-writable" + v, stage: atWrite, major: major, imports: true, code: 1,
+				files: one(runcHandler), setup: func(t *testing.T, n *node) { mkdir(t, filepath.Join(filepath.Dir(n.config), "conf.d"), 0o777) },
+				want:  []string{"imports {d}/etc/containerd/conf.d", "directory {d}/etc/containerd/conf.d is group- or world-writable (mode 0777)"}},
+		)
+	}
+	// A file whose version says one thing and whose tables another:
+	// containerd 2.x merges its runtimes all the same.
+	cases = append(cases,
+		hostileCase{name: "an imported file without a version sets BinaryName under 1.x's plugin name (2.4.2)", stage: atWrite, major: 2, imports: true,
+			args: []string{"--mode", "patch"}, files: one(runcHandler),
+			setup: imported("conf.d/10-noversion.toml", "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x.options]\nBinaryName = \"/opt/eve/runc\"\n"),
+			want:  []string{`handler "x" is defined in {d}/etc/containerd/conf.d/10-noversion.toml, which config.toml imports`}},
+		hostileCase{name: "an imported file of version 2 sets BinaryName under 2.x's plugin name (2.4.2)", stage: atWrite, major: 2, imports: true,
+			args: []string{"--mode", "patch"}, files: one(runcHandler),
+			setup: imported("conf.d/10-v2.toml", "version = 2\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.x.options]\nBinaryName = '/opt/eve/runc'\n"),
+			want:  []string{`handler "x" is defined in {d}/etc/containerd/conf.d/10-v2.toml, which config.toml imports`}},
+	)
 	return cases
 }

@@ -16,12 +16,19 @@ import (
 // and, in patch mode, 2.4.2.
 func TestImportedKeysAfterWrite(t *testing.T) {
 	t.Parallel()
-	for _, major := range []int{1, 2} {
-		corpus, other := "v2-default-1.6.toml", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x.options]\nBinaryName = \"/usr/bin/crun\"\n"
-		if major == 2 {
-			corpus, other = "v4-default-2.4.toml", "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.x.options]\nBinaryName = '/usr/bin/crun'\n"
-		}
-		t.Run(corpus, func(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		major  int
+		corpus string
+		other  string
+	}{
+		{"1.6", 1, "v2-default-1.6.toml", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x.options]\nBinaryName = \"/usr/bin/crun\"\n"},
+		{"2.4.2", 2, "v4-default-2.4.toml", "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.x.options]\nBinaryName = '/usr/bin/crun'\n"},
+		// No version line, 1.x's plugin name: 2.4.2 merges it all the same.
+		{"2.4.2 unversioned", 2, "v4-default-2.4.toml", "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.x.options]\nBinaryName = \"/usr/bin/crun\"\n"},
+	} {
+		major, corpus, other := c.major, c.corpus, c.other
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			n := newNode(t, major, readCorpus(t, corpus))
 			write(t, n.config, string(withNodeImports(t, n.read(), n)), 0o644)

@@ -104,6 +104,10 @@ func writesCases() []hostileCase {
 			},
 			want: []string{"containerd config: refusing to write {c}", "directory {d}/user is owned by uid 1000, not root"}},
 
+		{name: "config.toml owned by a user", stage: atWrite, code: 1, files: one(runcHandler),
+			setup: func(t *testing.T, n *node) { chown(t, n.config) },
+			want:  []string{"containerd config: {c} is owned by uid 1000, not root"}},
+
 		// Drop-in mode: where the drop-in goes, and what config.toml imports.
 		{name: "drop-in: conf.d world-writable", stage: atWrite, major: 2, code: 1, args: dropInMode, files: one(runcHandler),
 			setup: func(t *testing.T, n *node) { mkdir(t, filepath.Dir(dropIn(n)), 0o777) }, after: noDropIn,

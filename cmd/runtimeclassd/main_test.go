@@ -373,8 +373,8 @@ func TestWriteKeepsModeOwnerAndSymlink(t *testing.T) {
 	if err := os.Symlink(real, n.config); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(real, 0o600)
-	os.Chown(real, 1234, 5678)
+	os.Chmod(real, 0o640)
+	os.Chown(real, 0, 5678)
 	n.policyFile("a.toml", kataPolicy)
 	if code := n.run("apply", "--no-restart"); code != 0 {
 		t.Fatalf("exit %d\n%s", code, &n.stderr)
@@ -382,7 +382,7 @@ func TestWriteKeepsModeOwnerAndSymlink(t *testing.T) {
 	li, _ := os.Lstat(n.config)
 	fi, _ := os.Stat(real)
 	st := fi.Sys().(*syscall.Stat_t)
-	if li.Mode()&os.ModeSymlink == 0 || fi.Mode().Perm() != 0o600 || st.Uid != 1234 || st.Gid != 5678 {
+	if li.Mode()&os.ModeSymlink == 0 || fi.Mode().Perm() != 0o640 || st.Uid != 0 || st.Gid != 5678 {
 		t.Fatalf("symlink %v, mode %v, owner %d:%d", li.Mode(), fi.Mode(), st.Uid, st.Gid)
 	}
 	if b, _ := os.ReadFile(real); !bytes.Contains(b, []byte("handler=kata")) {

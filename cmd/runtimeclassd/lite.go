@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/runtimeclassd/runtimeclassd/atomicfile"
 	"github.com/runtimeclassd/runtimeclassd/daemon"
 )
 
@@ -57,7 +58,17 @@ func daemonBinary() (string, error) {
 	candidates := []string{filepath.Join(dir, daemonName), filepath.Join(dir, "..", "libexec", "runtimeclassd", daemonName)}
 	for _, p := range candidates {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return filepath.Clean(p), nil
+			p = filepath.Clean(p)
+			// Run as root, it runs as root: it must be a file only root can
+			// change, where only root can replace it (a copy of this
+			// command in /tmp must not run a user's runtimeclassd-daemon
+			// next to it).
+			if os.Geteuid() == 0 {
+				if _, err := atomicfile.CheckRootOnly(p); err != nil {
+					return "", fmt.Errorf("not running %s: %w", p, err)
+				}
+			}
+			return p, nil
 		}
 	}
 	return "", errors.New(daemonName + " is not installed (looked for " + candidates[0] + " and " + filepath.Clean(candidates[1]) + "); it runs the daemon and the commands that write")

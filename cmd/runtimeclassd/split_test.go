@@ -164,4 +164,24 @@ func TestLiteExecutesDaemon(t *testing.T) {
 	if code, _, errs := run(filepath.Join(usr, "bin/runtimeclassd"), "apply", "--dry-run"); code != 0 {
 		t.Errorf("a dry run needs no runtimeclassd-daemon: exit %d\n%s", code, errs)
 	}
+
+	// Run as root, a runtimeclassd-daemon that a user owns (a copy of the
+	// command in a shared directory, next to a user's file) is not run.
+	if os.Geteuid() == 0 {
+		evil := filepath.Join(usr, "libexec/runtimeclassd/runtimeclassd-daemon")
+		proof := filepath.Join(usr, "ran")
+		if err := os.WriteFile(evil, []byte("#!/bin/sh\ntouch "+proof+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(evil, 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := run(filepath.Join(usr, "bin/runtimeclassd"), "apply", "--no-restart")
+		if code != 1 || !strings.Contains(errs, "not running "+evil) || !strings.Contains(errs, "owned by uid 1000, not root") {
+			t.Errorf("a user's runtimeclassd-daemon: exit %d\n%s", code, errs)
+		}
+		if _, err := os.Stat(proof); err == nil {
+			t.Error("a user's runtimeclassd-daemon ran as root")
+		}
+	}
 }

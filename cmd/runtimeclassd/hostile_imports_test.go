@@ -65,7 +65,7 @@ func importsCases() []hostileCase {
 				want: []string{"imports {d}/etc/containerd/conf.d/10-user.toml, which someone other than root could change", "owned by uid 1000, not root"}},
 			hostileCase{name: "an imported glob's directory world-writable" + v, stage: atWrite, major: major, imports: true, code: 1,
 				files: one(runcHandler), setup: func(t *testing.T, n *node) { mkdir(t, filepath.Join(filepath.Dir(n.config), "conf.d"), 0o777) },
-				want:  []string{"imports {d}/etc/containerd/conf.d", "directory {d}/etc/containerd/conf.d is group- or world-writable (mode 0777)"}},
+				want: []string{"imports {d}/etc/containerd/conf.d", "directory {d}/etc/containerd/conf.d is group- or world-writable (mode 0777)"}},
 		)
 	}
 	// A file whose version says one thing and whose tables another:

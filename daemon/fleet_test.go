@@ -250,18 +250,33 @@ func TestFleetRecordsARollback(t *testing.T) {
 	}
 }
 
+// unreachable is an error the fleet marks as the API server being
+// unreachable (kube.Fleet does so for network errors, 5xx and 429).
+type unreachable struct{ error }
+
+func (unreachable) Unreachable() bool { return true }
+
 // An unreadable failure record: with on_api_unreachable = "wait" nothing
-// is written and the reconcile is retried; with "proceed" it goes on.
+// is written and the reconcile is retried; with "proceed" it goes on, but
+// only when the API server is unreachable: an error of the node's own
+// configuration (a token file that can't be read, a wrong CA) or an answer
+// never lets it go on.
 func TestFleetRecordUnreachable(t *testing.T) {
 	t.Parallel()
 	r, f := fleetRig(t)
-	f.heldErr = errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	f.heldErr = unreachable{errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")}
 	r.policy("kata.toml", kataPolicy)
 	rep := r.rec.Reconcile(context.Background())
 	if rep.Outcome != OutcomeError || !strings.Contains(rep.Err.Error(), "nothing written") || !bytes.Equal(r.config(), r.orig) {
 		t.Fatalf("wait: %+v (%v)", rep, rep.Err)
 	}
 	r.rec.OnAPIUnreachable = "proceed"
+	f.heldErr = errors.New("this node's API configuration: reading the token file: open /var/run/token: no such file or directory")
+	rep = r.rec.Reconcile(context.Background())
+	if rep.Outcome != OutcomeError || !strings.Contains(rep.Err.Error(), "reading the token file") || !bytes.Equal(r.config(), r.orig) {
+		t.Fatalf("proceed, misconfigured: %+v (%v)", rep, rep.Err)
+	}
+	f.heldErr = unreachable{errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")}
 	if rep := r.rec.Reconcile(context.Background()); rep.Outcome != OutcomeApplied {
 		t.Fatalf("proceed: %+v (%v)", rep, rep.Err)
 	}

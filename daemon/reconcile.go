@@ -308,12 +308,18 @@ func (r *Reconciler) fleetGate(ctx context.Context, plan *Plan, restart bool, op
 	if !r.runsAlready(pol) {
 		node, reason, held, err = r.Fleet.Held(ctx, pol)
 	}
+	var unreachable interface{ Unreachable() bool }
 	switch {
-	case err != nil && r.OnAPIUnreachable == "proceed":
+	case err != nil && r.OnAPIUnreachable == "proceed" && errors.As(err, &unreachable) && unreachable.Unreachable():
 		r.Log.Warn("the fleet's failure record can't be read; going on (on_api_unreachable = \"proceed\")", "err", err)
-	case err != nil:
+	case err != nil && errors.As(err, &unreachable) && unreachable.Unreachable():
 		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError,
 			Err: fmt.Errorf("nothing written: the fleet's failure record can't be read (on_api_unreachable = \"wait\"): %w", err)}
+	case err != nil:
+		// An answer, or this node's own misconfiguration: never a reason
+		// to go on, whatever on_api_unreachable says.
+		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError,
+			Err: fmt.Errorf("nothing written: the fleet's failure record can't be read: %w", err)}
 	case held:
 		return &Report{Policy: plan.Policy, Outcome: OutcomeHeld, Err: &HeldError{Policy: pol, Node: node, Reason: reason}, unwritten: plan}
 	}

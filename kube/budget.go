@@ -320,6 +320,11 @@ func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
 			slow = min(slow*2, maxSlow)
 			reason = "the API server is throttling: " + err.Error()
 			wait = jitter(b.cfg.PollInterval*slow, b.cfg.Rand)
+		case Misconfigured(err):
+			// Not an outage: never a reason to proceed without a slot.
+			unreachableSince = time.Time{}
+			reason = "the API server can't be used as configured: " + err.Error()
+			wait = bo.step()
 		case err != nil && Unreachable(err):
 			now := b.cfg.Clock.Now()
 			if unreachableSince.IsZero() {

@@ -2,8 +2,10 @@ package kube
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -544,5 +546,52 @@ func TestBudgetReadyLost(t *testing.T) {
 	<-s.done // the renewal found out, and stopped
 	if err := s.Ready(t.Context()); !errors.Is(err, ErrSlotLost) || !strings.Contains(err.Error(), "usurper") {
 		t.Errorf("Ready = %v, want ErrSlotLost naming usurper", err)
+	}
+}
+
+// TestBudgetMisconfiguredNeverProceeds: a token file that is missing, or
+// a CA that doesn't sign the server's certificate, is this node's own
+// error, not the API server being unreachable: with on_api_unreachable =
+// "proceed" the node still waits (it used to proceed without a slot, so
+// every node with that configuration restarted at once), and says why.
+func TestBudgetMisconfiguredNeverProceeds(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	other := newTestCA(t)
+	for name, cfg := range map[string]*Config{
+		"missing token file": {Path: "test", Server: f.srv.URL, CA: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw}),
+			TokenFile: filepath.Join(t.TempDir(), "token")},
+		"wrong CA": {Path: "test", Server: f.srv.URL, CA: other.pem, Token: "t0ken"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, err := NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			clk := newFakeClock()
+			b, err := NewBudget(c, BudgetConfig{Namespace: ns, Node: "a", Slots: 1, Clock: clk, Rand: func() float64 { return 0.5 },
+				LeaseDuration: 30 * time.Second, PollInterval: 5 * time.Second, OnUnreachable: Proceed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			p := acquireAsync(ctx, b)
+			clk.waitWaiters(t, 1)
+			start := clk.Now()
+			for !p.done.Load() && clk.Now().Sub(start) < 10*time.Minute {
+				clk.tick(t, 5*time.Second, p.done.Load)
+			}
+			if p.done.Load() {
+				t.Fatalf("Acquire returned: slot %+v, err %v", p.slot, p.err)
+			}
+			if w, reason := b.Waiting(); !w || !strings.Contains(reason, "can't be used as configured") {
+				t.Errorf("Waiting() = %v, %q", w, reason)
+			}
+			cancel()
+			<-p.ch
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,7 +105,7 @@ func StatusCode(err error) int {
 // or could not answer: a network error, a timeout, a 5xx or a 429. Any
 // other error is an answer (not found, conflict, forbidden...).
 func Unreachable(err error) bool {
-	if err == nil {
+	if err == nil || Misconfigured(err) {
 		return false
 	}
 	code := StatusCode(err)
@@ -112,6 +113,41 @@ func Unreachable(err error) bool {
 		return !errors.Is(err, context.Canceled)
 	}
 	return code == http.StatusTooManyRequests || code >= 500
+}
+
+// ConfigError is an error of this node's own API configuration, found
+// before or while a request is made: a token or certificate file that
+// can't be read, a server whose certificate the configured CA doesn't
+// sign, a client certificate the server refuses. It is not the API server
+// being unreachable: waiting for the network won't fix it, and
+// on_api_unreachable = "proceed" must not restart every node with that
+// configuration without a slot.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return "this node's API configuration: " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Misconfigured reports whether err is a ConfigError, or a TLS failure
+// that says the configuration is wrong rather than the network: the
+// server's certificate not verified by the configured CA (or not for
+// that host), or the server refusing this node's certificate.
+func Misconfigured(err error) bool {
+	var ce *ConfigError
+	var verr *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &ce) || errors.As(err, &verr) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) {
+		return true
+	}
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		switch alert {
+		case 42, 43, 44, 45, 46, 48: // bad, unsupported, revoked, expired, unknown certificate; unknown CA
+			return true
+		}
+	}
+	return false
 }
 
 // do sends one request. in, if not nil, is sent as JSON with contentType;
@@ -145,7 +181,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		// Re-read at each request: projected and rotated tokens change.
 		b, err := os.ReadFile(c.tokenFile)
 		if err != nil {
-			return fmt.Errorf("reading the token file: %w", err)
+			return &ConfigError{fmt.Errorf("reading the token file: %w", err)}
 		}
 		token = strings.TrimSpace(string(b))
 	}
@@ -208,7 +244,11 @@ func (cfg *Config) tlsConfig() (*tls.Config, error) {
 			return nil, err
 		}
 		t.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return cfg.clientCert()
+			c, err := cfg.clientCert()
+			if err != nil {
+				return nil, &ConfigError{err}
+			}
+			return c, nil
 		}
 	}
 	return t, nil

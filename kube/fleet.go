@@ -65,6 +65,14 @@ func (f *Fleet) Ready(ctx context.Context) error {
 	return s.Ready(ctx)
 }
 
+// unreachableError marks an error of Held as the API server being
+// unreachable (Unreachable), for callers that don't link this package:
+// the daemon's on_api_unreachable = "proceed" passes over these only.
+type unreachableError struct{ error }
+
+func (e unreachableError) Unwrap() error     { return e.error }
+func (e unreachableError) Unreachable() bool { return true }
+
 // ReleaseLeftovers frees the slots an earlier run of this node's daemon
 // held and never released (Budget.ReleaseLeftovers).
 func (f *Fleet) ReleaseLeftovers(ctx context.Context) (int, error) {
@@ -79,6 +87,9 @@ func (f *Fleet) Failed(ctx context.Context, hash, reason string) error {
 // Held reports whether policy hash failed on some node, which one and why.
 func (f *Fleet) Held(ctx context.Context, hash string) (node, reason string, held bool, err error) {
 	fl, ok, err := f.Failures.Lookup(ctx, hash)
+	if err != nil && Unreachable(err) {
+		return "", "", false, unreachableError{err}
+	}
 	if err != nil || !ok {
 		return "", "", false, err
 	}

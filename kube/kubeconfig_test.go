@@ -156,7 +156,8 @@ func TestClientTLS(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a server of another CA: %v, want a certificate error", err)
 	}
-	if !Unreachable(err) {
-		t.Errorf("a TLS failure is not an answer: Unreachable(%v) = false", err)
+	// Not an outage: this node's configuration names another CA.
+	if Unreachable(err) || !Misconfigured(err) {
+		t.Errorf("a server the configured CA didn't sign: Unreachable = %v, Misconfigured = %v (%v), want false, true", Unreachable(err), Misconfigured(err), err)
 	}
 }

@@ -63,6 +63,13 @@ func TestHelpAndVersion(t *testing.T) {
 			checkAligned(t, out)
 		}
 	}
+	// A subcommand's --help too (it used to print "flag: help requested"
+	// and exit 2).
+	for _, args := range [][]string{{"fleet", "status", "--help"}, {"fleet", "clear", "-h"}} {
+		if code, out, errs := runMain(args...); code != 0 || errs != "" || !strings.HasPrefix(out, "usage: runtimeclassd fleet") {
+			t.Errorf("%v: exit %d, stderr %q, stdout:\n%s", args, code, errs, out)
+		}
+	}
 	want := regexp.MustCompile(`^runtimeclassd \S+ \(revision \S+, branch \S+, go\S+ linux/\w+\)\n$`)
 	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}, {"apply", "--version"}, {"--config", "/nonexistent", "status", "-v"}} {
 		code, out, errs := runMain(args...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 )
@@ -29,6 +30,9 @@ func fleetFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		// Flags may follow the subcommand too: fleet clear --all.
 		sub := args[0]
 		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		rest := fs.Args()

@@ -221,6 +221,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	e := &env{cfg: cfg, log: log, stdout: stdout, stderr: stderr, args: args}
 	if err := run(ctx, e, fs.Args()); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			// A command's subcommand asked for help (fleet status --help).
+			commandUsage(stdout, cmd)
+			return exitOK
+		}
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(stderr, "runtimeclassd %s: %v\n", cmd.name, dashed(strings.TrimPrefix(err.Error(), "usage: ")))
 			return exitUsage

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func init() { moreHostileCases = append(moreHostileCases, closureCases) }
+func init() { moreHostileCases = append(moreHostileCases, onBoth(closureCases)) }
 
 // closureCases: what the files a handler names make gVisor's shim and
 // Kata run or read (issue 17, defects 3 and 5), read the way each of them

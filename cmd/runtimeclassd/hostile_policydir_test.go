@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func init() { moreHostileCases = append(moreHostileCases, policyDirCases) }
+func init() { moreHostileCases = append(moreHostileCases, onBoth(policyDirCases)) }
 
 // policyDirCases: no path of a handler may lead into the policy directory
 // or the daemon config's (issue 17, defect 2): whoever writes policies

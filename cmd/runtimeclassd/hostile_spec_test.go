@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func init() { moreHostileCases = append(moreHostileCases, specCases) }
+func init() { moreHostileCases = append(moreHostileCases, onBoth(specCases)) }
 
 // specCases: what a base_runtime_spec makes runc run, or gives every
 // container of the class (issue 17, defect 1). The spec is a root-owned

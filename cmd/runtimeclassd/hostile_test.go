@@ -422,6 +422,24 @@ func hostileCases() []hostileCase {
 	return cs
 }
 
+// onBoth plays a group's cases on containerd 1.6 and again on 2.4.2 (a
+// copy named "... (2.4.2)"): what a handler makes the shim and the
+// runtime run doesn't depend on containerd's version, and the refusal
+// must not either.
+func onBoth(cases func() []hostileCase) func() []hostileCase {
+	return func() []hostileCase {
+		var out []hostileCase
+		for _, c := range cases() {
+			out = append(out, c)
+			if c.major == 0 {
+				c.major, c.name = 2, c.name+" (2.4.2)"
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+}
+
 // moreHostileCases are groups of cases kept in their own files (one per
 // area: hostile_*_test.go), each registering itself from init.
 var moreHostileCases []func() []hostileCase

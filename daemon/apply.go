@@ -389,17 +389,6 @@ func (a *Applier) defaultRuntime(ctx context.Context, current []byte) (*ctrdconf
 	return ctrdconfig.DefaultRuntime(dump)
 }
 
-// Commit backs up the current files and atomically writes the plan's
-// candidates (Backup, then Write). It returns config.toml's backup, or ""
-// if there was nothing to back up.
-func (a *Applier) Commit(p *Plan) (backup string, err error) {
-	backups, err := a.Backup(p)
-	if err != nil {
-		return "", err
-	}
-	return backups[a.Cfg.ContainerdConfig], a.Write(p)
-}
-
 // Backup keeps a copy of each file the plan replaces in the state dir, and
 // returns their paths by file ("" for a file that did not exist).
 func (a *Applier) Backup(p *Plan) (map[string]string, error) {
@@ -415,26 +404,6 @@ func (a *Applier) Backup(p *Plan) (map[string]string, error) {
 		out[f.path] = backup
 	}
 	return out, nil
-}
-
-// Write atomically replaces (or removes) each file the plan writes, in
-// order, if it still holds what the plan was made from. Anything someone
-// else wrote since is kept, and the error is ErrConfigChanged. A plan that
-// changes nothing writes nothing; one that containerd did not validate is
-// refused.
-func (a *Applier) Write(p *Plan) error {
-	if !p.Changed() {
-		return nil
-	}
-	if p.unvalidated {
-		return errors.New("refusing to write a config that containerd has not validated")
-	}
-	for _, f := range p.files(a.Cfg.ContainerdConfig) {
-		if err := writeFile(f); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // backup writes a timestamped copy of the config into the state dir and

@@ -478,3 +478,22 @@ func TestRevertClearsLabels(t *testing.T) {
 		t.Fatalf("state command %q", st.Command)
 	}
 }
+
+// The live write path refuses a plan that containerd did not validate,
+// whoever asked for it: the guard used to sit only in Applier.Write, which
+// nothing called.
+func TestReconcileNeverWritesUnvalidated(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.policy("kata.toml", kataPolicy)
+	rep := r.rec.ReconcileWith(context.Background(), PlanOptions{NoValidate: true, Command: "apply"})
+	if rep.Outcome != OutcomeError || rep.Err == nil || !strings.Contains(rep.Err.Error(), "has not validated") {
+		t.Fatalf("%+v (%v)", rep, rep.Err)
+	}
+	if !bytes.Equal(r.config(), r.orig) || r.sd.restarts != 0 {
+		t.Errorf("written or restarted:\n%s", r.config())
+	}
+	if rep := r.rec.Reconcile(context.Background()); rep.Outcome != OutcomeApplied {
+		t.Fatalf("validated: %+v (%v)", rep, rep.Err)
+	}
+}

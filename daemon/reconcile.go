@@ -406,6 +406,11 @@ func (r *Reconciler) reconcile(ctx context.Context, opts PlanOptions) *Report {
 			return rep
 		}
 	}
+	// The live write's own guard: whatever asked for the plan, one that
+	// containerd did not validate is never written.
+	if plan.unvalidated {
+		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: errors.New("nothing written: refusing to write a config that containerd has not validated")}
+	}
 	backups, err := r.Applier.Backup(plan)
 	if err != nil {
 		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: err}

@@ -118,8 +118,8 @@ type PlanOptions struct {
 	// the policy.
 	Revert bool
 	// NoValidate skips containerd's check of the candidate, and with it the
-	// default-runtime lookup. Such a plan is only for showing: Commit
-	// refuses it.
+	// default-runtime lookup. Such a plan is only for showing: the
+	// reconciler's write step refuses it.
 	NoValidate bool
 	// Command names what asked, for the state file ("run" if empty).
 	Command string

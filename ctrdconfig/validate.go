@@ -463,3 +463,44 @@ func isZero(v any) bool {
 	}
 	return v == nil
 }
+
+// DefaultRuntimeInFile returns containerd's default runtime as config
+// bytes define it themselves, without running containerd: the runtime
+// default_runtime_name names (runc unless it says otherwise), with its
+// keys and options, if the file has a table for it and imports no file
+// that exists (an imported file could change it); nil otherwise.
+// configPath is where the bytes live, for relative imports.
+func DefaultRuntimeInFile(configPath string, src []byte) (*Runtime, error) {
+	doc, err := tomlpatch.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	if imports, _ := doc.TopLevelStringArray("imports"); imports != nil && len(imports.Values) > 0 {
+		files, err := ImportedFiles(configPath, imports.Values)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			if _, err := os.Lstat(f); err == nil {
+				return nil, nil
+			}
+		}
+	}
+	version, err := Version(doc)
+	if err != nil {
+		return nil, err
+	}
+	parent, err := RuntimesPath(version)
+	if err != nil {
+		return nil, err
+	}
+	name, _ := doc.Get(append(slices.Clone(parent[:len(parent)-1]), "default_runtime_name")...).(string)
+	if name == "" {
+		name = "runc"
+	}
+	stanza, ok := doc.Get(append(slices.Clone(parent), name)...).(map[string]any)
+	if !ok {
+		return nil, nil
+	}
+	return runtimeOf(name, stanza), nil
+}

@@ -157,6 +157,11 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	if p.Policy != nil {
 		if a.Host != nil {
 			p.Readiness = CheckHandlers(a.Host, p.Policy)
+			CheckCgroupDriver(a.Cfg, p.Policy, p.Readiness)
+		}
+		var inherited map[string]map[string]any
+		if !opts.NoValidate {
+			inherited = a.inheritCgroupDriver(ctx, p, p.Policy)
 		}
 		for i := range p.Policy.Handlers {
 			h := &p.Policy.Handlers[i]
@@ -164,7 +169,11 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 				a.Log.Info("handler withheld: the host can't run it", "handler", h.Name, "reason", p.Readiness[i].Reason())
 				continue
 			}
-			want = append(want, ctrdconfig.Runtime{Name: h.Name, Fields: h.Fields(), Options: h.Options})
+			options := h.Options
+			if o, ok := inherited[h.Name]; ok {
+				options = o
+			}
+			want = append(want, ctrdconfig.Runtime{Name: h.Name, Fields: h.Fields(), Options: options})
 		}
 	}
 	p.Mode = ModePatch

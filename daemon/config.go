@@ -66,6 +66,10 @@ type Config struct {
 	// runtimeclassd.io/handler.* labels with: by default the kubelet's,
 	// used only if the file exists; "" disables.
 	NodeKubeconfig string `toml:"node_kubeconfig"`
+	// KubeletConfig is the kubelet's config file (a KubeletConfiguration),
+	// under host_root, read for its cgroupDriver: a runc-shim handler whose
+	// policy sets SystemdCgroup against it is withheld. "" reads nothing.
+	KubeletConfig string `toml:"kubelet_config"`
 	// NodeName is this node's name in the cluster; "" takes it from the
 	// node kubeconfig's certificate (system:node:NAME), else the host
 	// name.
@@ -127,6 +131,7 @@ func DefaultConfig() Config {
 		SmokeTimeout:          Duration(60 * time.Second),
 		Mode:                  ModePatch,
 		NodeKubeconfig:        "/etc/kubernetes/kubelet.conf",
+		KubeletConfig:         "/var/lib/kubelet/config.yaml",
 		FleetNamespace:        "runtimeclassd-fleet",
 		MaxConcurrentRestarts: 1,
 		OnAPIUnreachable:      "wait",

@@ -32,6 +32,7 @@ func checkFlags(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			return fmt.Errorf("loading policy: %w", err)
 		}
 		results := daemon.CheckHandlers(daemon.NewHost(e.cfg), p)
+		daemon.CheckCgroupDriver(e.cfg, p, results)
 		if *output == "json" {
 			if results == nil {
 				results = []shimcheck.Result{}

@@ -25,6 +25,7 @@ func (e *env) checkSmoke(ctx context.Context, output string) error {
 		return fmt.Errorf("loading policy: %w", err)
 	}
 	results := daemon.CheckHandlers(daemon.NewHost(e.cfg), p)
+	daemon.CheckCgroupDriver(e.cfg, p, results)
 	checker := &ctrdhealth.Checker{Address: e.cfg.ContainerdAddress}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	served, err := checker.Served(sctx)

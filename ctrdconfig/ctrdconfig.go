@@ -17,8 +17,10 @@
 package ctrdconfig
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -280,6 +282,37 @@ func (r *Result) Diff(src []byte, a, b string) string {
 	return tomlpatch.Diff(src, r.edits, a, b, 3)
 }
 
+// CheckBOM refuses a config that starts with a UTF-8 byte order mark, with
+// a message that says so (a TOML parser only says "invalid character").
+func CheckBOM(src []byte) error {
+	if bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
+		return errors.New("line 1: the file starts with a UTF-8 byte order mark (bytes EF BB BF): containerd 2.x refuses to read it and runtimeclassd does not edit it; remove the mark (sed -i '1s/^\xEF\xBB\xBF//' FILE)")
+	}
+	return nil
+}
+
+// criPlugins are the IDs under which containerd 1.x and 2.x load the CRI
+// plugin and its runtime service: disabling any of them leaves no
+// RuntimeClass handler served.
+var criPlugins = []string{"cri", "io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"}
+
+// criEnabled refuses a config whose disabled_plugins turns the CRI plugin
+// off (as Docker's containerd.io package ships it): a handler written
+// there would never be served, and enabling CRI is the operator's
+// decision, not a side effect of adding a handler.
+func criEnabled(doc *tomlpatch.Document) error {
+	a, err := doc.TopLevelStringArray("disabled_plugins")
+	if err != nil || a == nil {
+		return err
+	}
+	for _, v := range a.Values {
+		if slices.Contains(criPlugins, v) {
+			return fmt.Errorf("line %d: disabled_plugins holds %q: containerd's CRI plugin, which serves every RuntimeClass handler, is disabled, so no handler written here would run; runtimeclassd doesn't enable it: remove %q from disabled_plugins if the kubelet is to use this containerd", doc.Stmts()[a.Stmt].Line, v, v)
+		}
+	}
+	return nil
+}
+
 // Options tune Patch.
 type Options struct {
 	// NewFileVersion is the version written when src is empty (a missing
@@ -313,6 +346,9 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 	if created {
 		src = []byte(fmt.Sprintf("version = %d\n", opts.NewFileVersion))
 	}
+	if err := CheckBOM(src); err != nil {
+		return nil, err
+	}
 	doc, err := tomlpatch.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("parsing config: %w", err)
@@ -320,6 +356,11 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 	version, err := Version(doc)
 	if err != nil {
 		return nil, err
+	}
+	if len(want) > 0 {
+		if err := criEnabled(doc); err != nil {
+			return nil, err
+		}
 	}
 	parent, _ := RuntimesPath(version)
 	blocks, err := Blocks(doc)

@@ -146,6 +146,11 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		return nil, &InvalidError{fmt.Errorf("containerd config: %w", err)}
 	}
 	src, err := os.ReadFile(a.Cfg.ContainerdConfig)
+	if err == nil {
+		if berr := ctrdconfig.CheckBOM(src); berr != nil {
+			return nil, &InvalidError{fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, berr)}
+		}
+	}
 	switch {
 	case err == nil:
 		p.Original, p.Exists = src, true

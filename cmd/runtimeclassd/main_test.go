@@ -244,6 +244,9 @@ func TestBadInputLeavesConfigUntouched(t *testing.T) {
 		{"config inline runtimes", readCorpus(t, "v2-inline.toml"), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml", "line 5", "inline table"}},
 		{"config damaged block", append(append([]byte(nil), handwritten...), "# runtimeclassd:begin handler=kata hash=0\n[x]\n"...), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml", "line 28", "no end marker"}},
 		{"config bad version", []byte("version = 9\n"), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml", "unsupported config version 9"}},
+		{"config with a byte order mark", append([]byte("\xef\xbb\xbf"), handwritten...), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml: line 1: the file starts with a UTF-8 byte order mark"}},
+		{"config disabling CRI (Docker's containerd.io)", []byte("version = 2\n# Docker's default\ndisabled_plugins = [\"cri\"]\n"), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml: line 3: disabled_plugins holds \"cri\"", "runtimeclassd doesn't enable it"}},
+		{"config disabling 2.x's CRI runtime", []byte("version = 3\ndisabled_plugins = ['io.containerd.cri.v1.runtime']\n"), map[string]string{"a.toml": kataPolicy}, "", []string{"config.toml: line 2: disabled_plugins holds \"io.containerd.cri.v1.runtime\""}},
 		{"containerd rejects", []byte("version = 2\noom_score = \"high\"\n"), map[string]string{"a.toml": kataPolicy}, "", []string{"containerd"}},
 		{"no containerd binary", handwritten, map[string]string{"a.toml": kataPolicy}, "/nonexistent/containerd", []string{"/nonexistent/containerd"}},
 	}

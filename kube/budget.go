@@ -435,6 +435,11 @@ func (b *Budget) try(ctx context.Context) (*lease, error) {
 			switch code := StatusCode(err); {
 			case err == nil:
 				return got, nil
+			case code == http.StatusNotFound && byName[name] == nil:
+				// A create (POST to the collection) that is not found: the
+				// namespace itself is missing. Say so at once; every other
+				// slot would answer the same.
+				return nil, fmt.Errorf("the fleet's namespace %q does not exist (apply packaging/rbac.yaml, or set fleet_namespace): creating %s: %w", b.cfg.Namespace, name, err)
 			case code == http.StatusConflict || code == http.StatusNotFound:
 				// Another node was faster (AlreadyExists, Conflict), or
 				// the Lease was deleted since it was listed.

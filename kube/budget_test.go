@@ -595,3 +595,32 @@ func TestBudgetMisconfiguredNeverProceeds(t *testing.T) {
 		})
 	}
 }
+
+// TestBudgetMissingNamespace: a fleet namespace that doesn't exist (the
+// API server lists nothing in it, and refuses every create with 404) is
+// said as such, after one list and one create a look (it used to be
+// "all restart slots are held", at 12 requests a look).
+func TestBudgetMissingNamespace(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	f.fail = func(r *http.Request) int {
+		if r.Method == http.MethodPost {
+			return http.StatusNotFound
+		}
+		return 0
+	}
+	clk := newFakeClock()
+	b := newTestBudget(t, f, clk, "a", 3)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	p := acquireAsync(ctx, b)
+	clk.waitWaiters(t, 1)
+	if w, reason := b.Waiting(); !w || !strings.Contains(reason, `the fleet's namespace "`+ns+`" does not exist`) {
+		t.Errorf("Waiting() = %v, %q", w, reason)
+	}
+	if n := f.total(); n != 2 {
+		t.Errorf("%d requests for one look, want 2 (a list and a create)", n)
+	}
+	cancel()
+	<-p.ch
+}

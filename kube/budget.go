@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -485,7 +486,7 @@ func (b *Budget) slotLease(name string, cur *lease, now time.Time) *lease {
 	transitions := int32(0)
 	if cur != nil {
 		l.Metadata = cur.Metadata
-		l.Metadata.Labels = map[string]string{RoleLabel: RoleSlot}
+		l.Metadata.Labels = withKeys(cur.Metadata.Labels, map[string]string{RoleLabel: RoleSlot})
 		transitions = cur.transitions()
 		if h := cur.holder(); h != "" && h != b.cfg.Node {
 			transitions++
@@ -705,8 +706,11 @@ func (b *Budget) mark(ctx context.Context, state, reason string) bool {
 				since = t
 			}
 		}
-		l.Metadata.Labels = map[string]string{RoleLabel: RoleNode, StateLabel: state}
-		l.Metadata.Annotations = map[string]string{SinceAnnotation: since.UTC().Format(time.RFC3339)}
+		// Ours are set; anything else on the object (another tool's
+		// labels and annotations) is kept.
+		l.Metadata.Labels = withKeys(l.Metadata.Labels, map[string]string{RoleLabel: RoleNode, StateLabel: state})
+		l.Metadata.Annotations = withKeys(l.Metadata.Annotations, map[string]string{SinceAnnotation: since.UTC().Format(time.RFC3339)})
+		delete(l.Metadata.Annotations, ReasonAnnotation)
 		if reason != "" {
 			l.Metadata.Annotations[ReasonAnnotation] = truncate(reason, 256)
 		}
@@ -731,6 +735,14 @@ func (b *Budget) mark(ctx context.Context, state, reason string) bool {
 		cur = nil // reread and try again
 	}
 	return false
+}
+
+// withKeys is a copy of m with set's keys set.
+func withKeys(m, set map[string]string) map[string]string {
+	out := make(map[string]string, len(m)+len(set))
+	maps.Copy(out, m)
+	maps.Copy(out, set)
+	return out
 }
 
 func truncate(s string, n int) string {

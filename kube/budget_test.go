@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -623,4 +624,54 @@ func TestBudgetMissingNamespace(t *testing.T) {
 	}
 	cancel()
 	<-p.ch
+}
+
+// TestBudgetKeepsOthersMetadata: what this package writes back on a
+// replace keeps the metadata it doesn't model (finalizers, owner
+// references) and other tools' labels and annotations, on slots and on
+// the node's own Lease (whole-object PUTs used to drop them).
+func TestBudgetKeepsOthersMetadata(t *testing.T) {
+	t.Parallel()
+	in := []byte(`{"name":"runtimeclassd-slot-0","namespace":"x","resourceVersion":"7","labels":{"runtimeclassd.io/role":"slot","team":"infra"},"finalizers":["example.com/keep"],"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"owner","uid":"u1"}],"uid":"abc"}`)
+	var m objectMeta
+	if err := json.Unmarshal(in, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Labels = withKeys(m.Labels, map[string]string{RoleLabel: RoleSlot})
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"finalizers":["example.com/keep"]`, `"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"owner","uid":"u1"}]`, `"uid":"abc"`, `"team":"infra"`, `"resourceVersion":"7"`} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("written back without %s: %s", w, out)
+		}
+	}
+
+	// Through the budget: a slot and a node Lease carrying another tool's
+	// label and annotation keep them when taken, released and marked.
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	f.leases[ns+"/"+SlotName(0)] = &lease{Metadata: objectMeta{Name: SlotName(0), Namespace: ns, ResourceVersion: "3",
+		Labels: map[string]string{RoleLabel: RoleSlot, "team": "infra"}}, Spec: leaseSpec{LeaseDurationSeconds: ptr(int32(30))}}
+	f.leases[ns+"/"+nodeLeaseName("b")] = &lease{Metadata: objectMeta{Name: nodeLeaseName("b"), Namespace: ns, ResourceVersion: "4",
+		Labels: map[string]string{RoleLabel: RoleNode, StateLabel: StateIdle, "team": "infra"}, Annotations: map[string]string{"example.com/note": "n"}}}
+	s := mustAcquire(t, t.Context(), newTestBudget(t, f, clk, "a", 1))
+	p := acquireAsync(t.Context(), newTestBudget(t, f, clk, "b", 1))
+	clk.waitWaiters(t, 2)
+	if err := s.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clk.forget(10 * time.Second)
+	for !p.done.Load() {
+		clk.tick(t, 5*time.Second, p.done.Load)
+	}
+	<-p.ch
+	p.slot.Release(context.Background())
+	if l := f.lease(ns, SlotName(0)); l.Metadata.Labels["team"] != "infra" {
+		t.Errorf("slot labels %v", l.Metadata.Labels)
+	}
+	if l := f.lease(ns, nodeLeaseName("b")); l.Metadata.Labels["team"] != "infra" || l.Metadata.Annotations["example.com/note"] != "n" || l.Metadata.Labels[StateLabel] != StateIdle {
+		t.Errorf("node Lease labels %v, annotations %v", l.Metadata.Labels, l.Metadata.Annotations)
+	}
 }

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,6 +21,51 @@ type objectMeta struct {
 	Labels            map[string]string `json:"labels,omitempty"`
 	Annotations       map[string]string `json:"annotations,omitempty"`
 	CreationTimestamp string            `json:"creationTimestamp,omitempty"`
+	// rest holds, as read, the metadata this package doesn't model
+	// (finalizers, ownerReferences, uid, managedFields...): a replace
+	// writes them back, so that nothing another tool put there is lost.
+	rest map[string]json.RawMessage
+}
+
+// metaFields are the JSON names objectMeta models.
+var metaFields = []string{"name", "namespace", "resourceVersion", "labels", "annotations", "creationTimestamp"}
+
+type plainMeta objectMeta
+
+func (m *objectMeta) UnmarshalJSON(b []byte) error {
+	var p plainMeta
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for _, k := range metaFields {
+		delete(all, k)
+	}
+	*m = objectMeta(p)
+	if len(all) > 0 {
+		m.rest = all
+	}
+	return nil
+}
+
+func (m objectMeta) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(plainMeta(m))
+	if err != nil || len(m.rest) == 0 {
+		return b, err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	for k, v := range m.rest {
+		if _, ours := all[k]; !ours {
+			all[k] = v
+		}
+	}
+	return json.Marshal(all)
 }
 
 type lease struct {

@@ -33,7 +33,12 @@ type LabelerOptions struct {
 	// MinBackoff and MaxBackoff bound the wait between failed attempts
 	// (default 1 s and 5 min).
 	MinBackoff, MaxBackoff time.Duration
-	Clock                  Clock
+	// RecheckAfter is how old what the Labeler knows of the Node's labels
+	// may get before a Sync reads them again (default 5 min, the daemon's
+	// resync): a Node registered again, or a label someone else removed or
+	// changed, is repaired at the next Sync after that, at one GET.
+	RecheckAfter time.Duration
+	Clock        Clock
 	Rand                   func() float64 // in [0, 1); nil is math/rand
 }
 
@@ -51,6 +56,7 @@ type Labeler struct {
 	mu      sync.Mutex
 	desired map[string]string // nil until the first Sync
 	applied map[string]string // our labels on the Node as last read or written; nil: unknown
+	seen    time.Time         // when applied was last read or written
 	lastErr error
 	wake    chan struct{}
 	changed chan struct{} // closed when applied or lastErr changes
@@ -69,6 +75,9 @@ func NewLabeler(c *Client, node string, opts LabelerOptions) *Labeler {
 	}
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
+	}
+	if opts.RecheckAfter <= 0 {
+		opts.RecheckAfter = 5 * time.Minute
 	}
 	return &Labeler{client: c, node: node, opts: opts, wake: make(chan struct{}, 1), changed: make(chan struct{})}
 }
@@ -112,6 +121,9 @@ func (l *Labeler) Sync(_ context.Context, labels map[string]string) error {
 	l.desired = maps.Clone(labels)
 	if l.desired == nil {
 		l.desired = map[string]string{}
+	}
+	if l.applied != nil && l.opts.Clock.Now().Sub(l.seen) >= l.opts.RecheckAfter {
+		l.applied = nil // read the Node again: someone may have changed it
 	}
 	same := l.applied != nil && maps.Equal(l.applied, withStale(l.desired, l.applied))
 	l.mu.Unlock()
@@ -181,7 +193,7 @@ func (l *Labeler) setResult(applied map[string]string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if applied != nil {
-		l.applied = applied
+		l.applied, l.seen = applied, l.opts.Clock.Now()
 	}
 	l.lastErr = err
 	close(l.changed)

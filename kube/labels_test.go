@@ -212,3 +212,38 @@ func TestLabelerRefusesOtherLabels(t *testing.T) {
 		t.Errorf("%d requests", n)
 	}
 }
+
+// TestLabelerRepairs: a label of ours that someone else removed or
+// changed on the Node (or a Node registered again, without them) is put
+// back at the first Sync once what the Labeler knows is RecheckAfter old,
+// at one GET and one PATCH; before that, a Sync costs nothing (it used to
+// trust its cache forever).
+func TestLabelerRepairs(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	f.nodes["w1"] = map[string]string{"kubernetes.io/hostname": "w1"}
+	clk := newFakeClock()
+	l := startLabeler(t, f, "w1", clk)
+	ctx := context.Background()
+	set := HandlerLabels(map[string]bool{"kata": true})
+	l.Sync(ctx, set)
+	flush(t, l)
+	f.mu.Lock()
+	delete(f.nodes["w1"], "runtimeclassd.io/handler.kata") // re-registered, or removed by hand
+	f.mu.Unlock()
+	before := f.total()
+	l.Sync(ctx, set)
+	flush(t, l)
+	if n := f.total() - before; n != 0 {
+		t.Errorf("a Sync within RecheckAfter: %d requests, want 0", n)
+	}
+	clk.Advance(5 * time.Minute)
+	l.Sync(ctx, set)
+	flush(t, l)
+	if got := f.nodeLabels("w1")["runtimeclassd.io/handler.kata"]; got != "true" {
+		t.Errorf("label after the recheck: %q, want true", got)
+	}
+	if n := f.total() - before; n != 2 {
+		t.Errorf("the recheck: %d requests, want 2 (a GET and a PATCH)", n)
+	}
+}

@@ -145,7 +145,10 @@ func (e *env) nodeLabeler(ctx context.Context, metrics *daemon.Metrics) (*kube.L
 		return nil, err
 	}
 	countRequests(metrics, c, "labels")
-	l := kube.NewLabeler(c, node, kube.LabelerOptions{Log: e.log.With("component", "labels")})
+	// Read the Node again once a resync interval: a label removed by
+	// someone else, or a Node registered again, is repaired at the next
+	// resync.
+	l := kube.NewLabeler(c, node, kube.LabelerOptions{Log: e.log.With("component", "labels"), RecheckAfter: time.Duration(e.cfg.ResyncInterval)})
 	go l.Run(ctx)
 	e.log.Info("setting the node's labels on its Node object", "node", node, "node_kubeconfig", path)
 	return l, nil

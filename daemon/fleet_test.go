@@ -393,3 +393,36 @@ func TestFleetSlotLostBeforeTheRestart(t *testing.T) {
 		t.Errorf("%d restarts, want 1", r.sd.restarts)
 	}
 }
+
+// A rollback that Recover finishes after a crash restarts containerd
+// through a slot too (it used to restart without one: K+1).
+func TestFleetRecoverRollbackTakesASlot(t *testing.T) {
+	t.Parallel()
+	r, f := fleetRig(t)
+	r.policy("kata.toml", kataPolicy)
+	ctx := context.Background()
+	if rep := r.rec.Reconcile(ctx); rep.Outcome != OutcomeApplied {
+		t.Fatalf("apply: %+v (%v)", rep, rep.Err)
+	}
+	applied := r.config()
+	// A crash in the middle of a rollback, after the restore.
+	if err := os.WriteFile(r.cfg.ContainerdConfig, r.orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.rec.savePending(&Pending{Rollback: true, At: r.rec.now(),
+		Files: []PendingFile{{Path: r.cfg.ContainerdConfig, Source: hashOf(applied), Target: hashOf(r.orig), Existed: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.events = nil
+	f.mu.Unlock()
+	restarts := r.sd.restarts
+	r.rec.Recover(ctx)
+	if r.sd.restarts != restarts+1 {
+		t.Fatalf("the rollback restarted containerd %d times, want 1", r.sd.restarts-restarts)
+	}
+	ev := f.Events()
+	if a, s := strings.Index(ev, "acquire"), strings.Index(ev, "restart"); a < 0 || a > s {
+		t.Errorf("events %q: the rollback restarted containerd without a slot", ev)
+	}
+}

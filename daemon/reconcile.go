@@ -576,11 +576,25 @@ func (r *Reconciler) waitRestartBudget(ctx context.Context) error {
 // slot held is still this node's: after an API outage longer than the
 // lease, or renewals throttled away, another node may have taken it, and
 // restarting then would make K+1. It waits while the slot can't be
-// confirmed; a slot lost is given up and another one waited for. Without
-// a slot held (no fleet), there is nothing to check.
+// confirmed; a slot lost is given up and another one waited for. A
+// restart with a fleet and no slot held (the rollback Recover finishes
+// after a crash) takes one first: no restart of containerd goes
+// uncounted. Without a fleet there is nothing to check.
 func (r *Reconciler) slotReady(ctx context.Context) error {
-	if r.Fleet == nil || r.release == nil {
+	if r.Fleet == nil {
 		return nil
+	}
+	if r.release == nil {
+		r.busy("waiting for a restart slot", r.now().Add(100*365*24*time.Hour))
+		r.Log.Info("asking the fleet for a restart slot")
+		release, err := r.Fleet.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for a restart slot: %w", err)
+		}
+		r.release = release
+		if r.Metrics != nil {
+			r.Metrics.slotHeld.Set(1)
+		}
 	}
 	for {
 		r.busy("confirming the restart slot", r.now().Add(100*365*24*time.Hour))

@@ -39,7 +39,7 @@ type LabelerOptions struct {
 	// changed, is repaired at the next Sync after that, at one GET.
 	RecheckAfter time.Duration
 	Clock        Clock
-	Rand                   func() float64 // in [0, 1); nil is math/rand
+	Rand         func() float64 // in [0, 1); nil is math/rand
 }
 
 // Labeler keeps one Node's runtimeclassd.io/handler.* labels equal to the

@@ -320,7 +320,9 @@ func (b *Budget) Acquire(ctx context.Context) (*Slot, error) {
 		case StatusCode(err) == http.StatusTooManyRequests:
 			slow = min(slow*2, maxSlow)
 			reason = "the API server is throttling: " + err.Error()
-			wait = jitter(b.cfg.PollInterval*slow, b.cfg.Rand)
+			// At least as long as the server asks: waiters that come back
+			// sooner only compete with the holders' renewals.
+			wait = max(jitter(b.cfg.PollInterval*slow, b.cfg.Rand), RetryAfter(err))
 		case Misconfigured(err):
 			// Not an outage: never a reason to proceed without a slot.
 			unreachableSince = time.Time{}
@@ -535,6 +537,11 @@ func (s *Slot) renewLoop(ctx context.Context) {
 			// Every second or two until it works: the slot is good for
 			// the rest of its lease only if a renewal gets through.
 			wait = min(b.cfg.RenewInterval, time.Second+time.Duration(b.cfg.Rand()*float64(time.Second)))
+			if ra := RetryAfter(err); ra > wait {
+				// As the server asks, unless that would outlast what is
+				// left of the lease: the slot is worth one more try.
+				wait = min(ra, max(b.cfg.LeaseDuration-b.cfg.RenewInterval, wait))
+			}
 			b.cfg.Log.Warn("renewing the restart slot failed; retrying", "slot", s.Name, "in", wait.Round(time.Millisecond), "err", err)
 		}
 	}

@@ -675,3 +675,28 @@ func TestBudgetKeepsOthersMetadata(t *testing.T) {
 		t.Errorf("node Lease labels %v, annotations %v", l.Metadata.Labels, l.Metadata.Annotations)
 	}
 }
+
+// TestBudgetRetryAfter: a waiter throttled with Retry-After waits at
+// least that long before it looks again (it used to come back after its
+// own backoff, competing with the holders' renewals).
+func TestBudgetRetryAfter(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	f.retryAfter = "90"
+	f.fail = func(r *http.Request) int {
+		if r.Method == http.MethodGet {
+			return http.StatusTooManyRequests
+		}
+		return 0
+	}
+	b := newTestBudget(t, f, clk, "b", 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	p := acquireAsync(ctx, b)
+	if ds := clk.waitWaiters(t, 1); ds[0] != 90*time.Second {
+		t.Errorf("wait after a 429 with Retry-After: 90: %v", ds[0])
+	}
+	cancel()
+	<-p.ch
+}

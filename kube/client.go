@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,18 @@ type APIError struct {
 	Code         int
 	Reason       string // the Status object's reason (NotFound, Conflict, AlreadyExists...)
 	Message      string
+	// RetryAfter is the answer's Retry-After, in seconds as sent (429 from
+	// API Priority and Fairness, 503): how long the server asks to wait.
+	RetryAfter time.Duration
+}
+
+// RetryAfter returns the Retry-After of an *APIError in err's chain, or 0.
+func RetryAfter(err error) time.Duration {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.RetryAfter
+	}
+	return 0
 }
 
 func (e *APIError) Error() string {
@@ -200,6 +213,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	if resp.StatusCode/100 != 2 {
 		ae := &APIError{Method: method, Path: path, Code: resp.StatusCode}
+		if n, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && n > 0 {
+			ae.RetryAfter = min(time.Duration(n)*time.Second, 10*time.Minute)
+		}
 		var st struct {
 			Reason  string `json:"reason"`
 			Message string `json:"message"`

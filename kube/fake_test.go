@@ -43,6 +43,8 @@ type fakeAPI struct {
 	// fail, if set, answers a request with that status instead (0: serve
 	// it). It runs without the lock held.
 	fail func(r *http.Request) int
+	// retryAfter, if set, is the Retry-After header of failed answers.
+	retryAfter string
 	// beforeWrite, if set, runs (with the lock held) before a lease or
 	// ConfigMap write is served: a test makes another writer win there.
 	beforeWrite func(f *fakeAPI, method, key string)
@@ -113,6 +115,9 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			f.mu.Lock()
 			f.requests = append(f.requests, r.Method+" "+r.URL.Path)
 			f.mu.Unlock()
+			if f.retryAfter != "" {
+				w.Header().Set("Retry-After", f.retryAfter)
+			}
 			f.status(w, code, "InternalError", "injected")
 			return
 		}

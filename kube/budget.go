@@ -59,8 +59,13 @@ const (
 // BudgetConfig configures a restart budget. Zero durations take defaults.
 type BudgetConfig struct {
 	Namespace string
-	Node      string // this node's identity in the Leases
-	Slots     int    // K: at most K nodes restart at once (default 1)
+	Node      string // this node's name: its own Lease, and the default Identity
+	// Identity is this node's holder identity in the slot Leases: unique
+	// per node, so that two nodes registered under one name never both
+	// hold a slot they think is theirs, and one never frees the other's
+	// (the daemon uses NAME@MACHINE-ID). Default: Node.
+	Identity string
+	Slots    int // K: at most K nodes restart at once (default 1)
 	// LeaseDuration is how long a slot outlives its holder's last renewal
 	// (default 30 s); the holder renews every RenewInterval (default a
 	// third of it).
@@ -118,6 +123,9 @@ type observation struct {
 func NewBudget(c *Client, cfg BudgetConfig) (*Budget, error) {
 	if cfg.Namespace == "" || cfg.Node == "" {
 		return nil, errors.New("restart budget: a namespace and a node name are needed")
+	}
+	if cfg.Identity == "" {
+		cfg.Identity = cfg.Node
 	}
 	if cfg.Slots <= 0 {
 		cfg.Slots = 1
@@ -420,7 +428,7 @@ func (b *Budget) try(ctx context.Context) (*lease, error) {
 		// the daemon), if any, so that it never holds two.
 		first := int(b.cfg.Rand() * float64(len(candidates)))
 		for j, name := range candidates {
-			if cur, ok := byName[name]; ok && cur.holder() == b.cfg.Node {
+			if cur, ok := byName[name]; ok && cur.holder() == b.cfg.Identity {
 				first = j
 				break
 			}
@@ -468,7 +476,7 @@ func (b *Budget) try(ctx context.Context) (*lease, error) {
 // renewed it for its lease duration as this node has watched it.
 func (b *Budget) free(l *lease, now time.Time) bool {
 	h := l.holder()
-	if h == "" || h == b.cfg.Node {
+	if h == "" || h == b.cfg.Identity {
 		return true
 	}
 	b.mu.Lock()
@@ -490,12 +498,12 @@ func (b *Budget) slotLease(name string, cur *lease, now time.Time) *lease {
 		l.Metadata = cur.Metadata
 		l.Metadata.Labels = withKeys(cur.Metadata.Labels, map[string]string{RoleLabel: RoleSlot})
 		transitions = cur.transitions()
-		if h := cur.holder(); h != "" && h != b.cfg.Node {
+		if h := cur.holder(); h != "" && h != b.cfg.Identity {
 			transitions++
 		}
 	}
 	l.Spec = leaseSpec{
-		HolderIdentity:       ptr(b.cfg.Node),
+		HolderIdentity:       ptr(b.cfg.Identity),
 		LeaseDurationSeconds: ptr(int32((b.cfg.LeaseDuration + time.Second - 1) / time.Second)),
 		AcquireTime:          mt(now),
 		RenewTime:            mt(now),
@@ -574,7 +582,7 @@ func (s *Slot) renew(ctx context.Context) error {
 		if gerr != nil && StatusCode(gerr) != http.StatusNotFound {
 			return gerr
 		}
-		if gerr != nil || cur.holder() != b.cfg.Node {
+		if gerr != nil || cur.holder() != b.cfg.Identity {
 			holder := "nobody (deleted)"
 			if gerr == nil {
 				holder = cur.holder()
@@ -639,7 +647,7 @@ func (s *Slot) Release(ctx context.Context) error {
 		if gerr != nil {
 			return fmt.Errorf("releasing %s (it expires by itself): %w", s.Name, gerr)
 		}
-		if cur.holder() != b.cfg.Node {
+		if cur.holder() != b.cfg.Identity {
 			return nil // taken over already
 		}
 		l = *cur
@@ -661,7 +669,7 @@ func (b *Budget) ReleaseLeftovers(ctx context.Context) (int, error) {
 	freed := 0
 	for i := range list.Items {
 		l := list.Items[i]
-		if l.holder() != b.cfg.Node {
+		if l.holder() != b.cfg.Identity {
 			continue
 		}
 		l.Spec.HolderIdentity = nil

@@ -700,3 +700,35 @@ func TestBudgetRetryAfter(t *testing.T) {
 	cancel()
 	<-p.ch
 }
+
+// TestBudgetSameNameNodes: two machines registered under one node name,
+// with K = 1, are two holders (their identities differ by machine ID):
+// the second waits instead of taking the first's slot as its own, and
+// its ReleaseLeftovers leaves the first's slot alone (both used to hold
+// slot 0, and either freed the other's).
+func TestBudgetSameNameNodes(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t)
+	clk := newFakeClock()
+	one := newTestBudget(t, f, clk, "a", 1, func(c *BudgetConfig) { c.Identity = "a@111111111111" })
+	two := newTestBudget(t, f, clk, "a", 1, func(c *BudgetConfig) { c.Identity = "a@222222222222" })
+	mustAcquire(t, t.Context(), one)
+	if n, err := two.ReleaseLeftovers(t.Context()); err != nil || n != 0 {
+		t.Errorf("the other machine's ReleaseLeftovers freed %d (%v), want 0", n, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	p := acquireAsync(ctx, two)
+	clk.waitWaiters(t, 2)
+	if p.done.Load() {
+		t.Fatalf("a second machine of the same name took the slot: %v", p.err)
+	}
+	if w, _ := two.Waiting(); !w {
+		t.Error("the second machine is not waiting")
+	}
+	if got := f.holders(ns); !slices.Equal(got, []string{"a@111111111111"}) {
+		t.Errorf("holders %v", got)
+	}
+	cancel()
+	<-p.ch
+}

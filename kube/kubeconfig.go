@@ -218,9 +218,11 @@ func (cfg *Config) clientCert() (*tls.Certificate, error) {
 	return &pair, nil
 }
 
-// NodeName is the node a kubelet credential belongs to: NAME in its client
-// certificate's subject "system:node:NAME". It fails for any other
-// credential; give the node's name explicitly then.
+// NodeName is the node a credential belongs to: NAME in its client
+// certificate's subject, "system:node:NAME" (the kubelet's) or
+// "runtimeclassd:node:NAME" (a fleet certificate of the node's own, as
+// docs/FLEET.md recommends). It fails for any other credential; give the
+// node's name explicitly then.
 func (cfg *Config) NodeName() (string, error) {
 	if !cfg.hasClientCert() {
 		return "", fmt.Errorf("kubeconfig %s: no client certificate to take the node's name from", cfg.Path)
@@ -234,8 +236,12 @@ func (cfg *Config) NodeName() (string, error) {
 		return "", fmt.Errorf("kubeconfig %s: client certificate: %w", cfg.Path, err)
 	}
 	name, ok := strings.CutPrefix(leaf.Subject.CommonName, "system:node:")
+	if !ok {
+		// A fleet credential of the node's own, as docs/FLEET.md recommends.
+		name, ok = strings.CutPrefix(leaf.Subject.CommonName, "runtimeclassd:node:")
+	}
 	if !ok || name == "" {
-		return "", fmt.Errorf("kubeconfig %s: client certificate is for %q, not a node (system:node:NAME)", cfg.Path, leaf.Subject.CommonName)
+		return "", fmt.Errorf("kubeconfig %s: client certificate is for %q, not a node (system:node:NAME or runtimeclassd:node:NAME)", cfg.Path, leaf.Subject.CommonName)
 	}
 	return name, nil
 }

@@ -161,3 +161,18 @@ func TestClientTLS(t *testing.T) {
 		t.Errorf("a server the configured CA didn't sign: Unreachable = %v, Misconfigured = %v (%v), want false, true", Unreachable(err), Misconfigured(err), err)
 	}
 }
+
+// TestNodeNameFromFleetCertificate: a fleet certificate of the node's own
+// (runtimeclassd:node:NAME, as docs/FLEET.md recommends) names the node
+// as a kubelet's does.
+func TestNodeNameFromFleetCertificate(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	for cn, want := range map[string]string{"system:node:w1": "w1", "runtimeclassd:node:w2": "w2", "someone": ""} {
+		cert, key := ca.client(t, cn)
+		got, err := (&Config{Path: "k", CertData: cert, KeyData: key}).NodeName()
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("%s: %q, %v; want %q", cn, got, err, want)
+		}
+	}
+}

@@ -111,6 +111,19 @@ func (e *env) nodeName(kc *kube.Config) (string, error) {
 	return strings.ToLower(h), nil
 }
 
+// holderIdentity is this node's identity in the slot Leases: its name and
+// the first 12 characters of its machine ID (/etc/machine-id), so that two
+// machines registered under one name are two holders; the name alone when
+// there is no machine ID.
+func holderIdentity(node string) string {
+	b, err := os.ReadFile("/etc/machine-id")
+	id := strings.TrimSpace(string(b))
+	if err != nil || len(id) < 12 {
+		return node
+	}
+	return node + "@" + id[:12]
+}
+
 // labelSetter adapts kube.Labeler to daemon.NodeLabels.
 type labelSetter struct {
 	l   *kube.Labeler
@@ -212,7 +225,7 @@ func (e *env) wireKube(ctx context.Context, rec *daemon.Reconciler, metrics *dae
 		}
 		countRequests(metrics, c, "fleet")
 		b, err := kube.NewBudget(c, kube.BudgetConfig{
-			Namespace: e.cfg.FleetNamespace, Node: node, Slots: e.cfg.MaxConcurrentRestarts,
+			Namespace: e.cfg.FleetNamespace, Node: node, Identity: holderIdentity(node), Slots: e.cfg.MaxConcurrentRestarts,
 			LeaseDuration: time.Duration(e.cfg.FleetLeaseDuration), OnUnreachable: e.cfg.OnAPIUnreachable,
 			OnWait: func(waiting bool, reason string) {
 				metrics.FleetWaiting(waiting)

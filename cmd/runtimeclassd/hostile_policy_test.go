@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func init() { moreHostileCases = append(moreHostileCases, policyClosureCases) }
+func init() { moreHostileCases = append(moreHostileCases, onBoth(policyClosureCases)) }
 
 // policyClosureCases: what a policy must not be able to switch off or hand
 // to a pod (issue 17): the checks a runtime type brings, annotations that

@@ -12,7 +12,7 @@ import (
 // into a directory others can write, or into a drop-in directory that is
 // not root's alone; and drop-in mode must not import a file for nothing.
 
-func init() { moreHostileCases = append(moreHostileCases, writesCases) }
+func init() { moreHostileCases = append(moreHostileCases, onBoth(writesCases)) }
 
 // dropIn is the drop-in's default path in a node.
 func dropIn(n *node) string {

@@ -7,7 +7,8 @@
 #     check the shell completions the packages ship, and man, which checks
 #     the man pages (cmd/runtimeclassd/cli_test.go);
 #   - containerd 2.4.2 (config versions 3 and 4), built from the Go module
-#     proxy once and cached outside the checkout.
+#     proxy once and cached outside the checkout; and 1.7, 2.0, 2.1, 2.2 and
+#     2.3 for the version matrix (scripts/containerd-versions.sh).
 # Prints the path of the containerd 2.x binary on its last line.
 set -euo pipefail
 
@@ -45,4 +46,7 @@ if [ ! -x "$CTRD2_DIR/containerd" ] || [ ! -x "$CTRD2_DIR/ctr" ] || [ ! -x "$CTR
   rm -rf "$tmp"
   mv "$CTRD2_DIR.tmp"/* "$CTRD2_DIR"/ && rmdir "$CTRD2_DIR.tmp"
 fi
+# containerd 1.7, 2.0, 2.1, 2.2 and 2.3 for the version matrix
+# (TestVersionMatrix), built once and cached like 2.4.2.
+"$(dirname "$0")/containerd-versions.sh" >&2
 echo "$CTRD2_DIR/containerd"

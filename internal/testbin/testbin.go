@@ -111,3 +111,39 @@ func Busybox(t testing.TB) string {
 }
 
 func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// Release is one containerd release of the version matrix: its name
+// ("1.7.35") and binary.
+type Release struct {
+	Version string
+	Bin     string
+}
+
+// MatrixVersions are the containerd releases the matrix tests run on:
+// Debian 12's 1.6, and the newest patch of each minor from 1.7 (LTS) to
+// 2.4 that scripts/containerd-versions.sh builds into the cache
+// (RUNTIMECLASSD_CACHE, default /var/tmp/runtimeclassd-cache), 2.4.2 being
+// CONTAINERD2_BIN.
+var MatrixVersions = []string{"1.7.35", "2.0.14", "2.1.9", "2.2.10", "2.3.7"}
+
+// Matrix returns every release of the matrix. A missing binary skips the
+// test (fails it under RUNTIMECLASSD_REQUIRE_REAL).
+func Matrix(t testing.TB) []Release {
+	t.Helper()
+	out := []Release{{"1.6 (Debian)", Containerd(t, 1)}}
+	cache := os.Getenv("RUNTIMECLASSD_CACHE")
+	if cache == "" {
+		cache = "/var/tmp/runtimeclassd-cache"
+	}
+	for _, v := range MatrixVersions {
+		bin := filepath.Join(cache, "containerd-v"+v, "containerd")
+		if _, err := os.Stat(bin); err != nil {
+			if os.Getenv("RUNTIMECLASSD_REQUIRE_REAL") != "" {
+				t.Fatalf("containerd %s not found at %s (scripts/containerd-versions.sh builds it)", v, bin)
+			}
+			t.Skipf("containerd %s not found at %s (scripts/containerd-versions.sh builds it)", v, bin)
+		}
+		out = append(out, Release{v, bin})
+	}
+	return append(out, Release{"2.4.2", Containerd(t, 2)})
+}

@@ -137,6 +137,9 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		}
 		p.Policy = pol
 	}
+	if err := EmbeddedContainerd(a.Cfg); err != nil {
+		return nil, &InvalidError{err}
+	}
 	// config.toml is replaced by a rename in its directory: refuse, before
 	// anything is written or backed up, a config.toml (or the file its
 	// symlink leads to) where someone other than root could redirect it,

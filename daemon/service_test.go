@@ -215,3 +215,25 @@ func TestServiceWaitsForPolicyDir(t *testing.T) {
 		t.Fatal("policy in a late directory not applied")
 	}
 }
+
+// TestServiceAfterReconcile: the memory policy's hook runs once after each
+// reconcile is reported (the first, and one a policy change causes).
+func TestServiceAfterReconcile(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.rec.Sleep, r.rec.Now = nil, nil
+	reports := make(chan *Report, 10)
+	calls := make(chan struct{}, 10)
+	svc := &Service{Reconciler: r.rec, Notifier: &fakeNotifier{}, Log: r.rec.Log, Hup: make(chan os.Signal, 1), Ready: make(chan struct{}),
+		Reconciled: reports, AfterReconcile: func() { calls <- struct{}{} }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	next(t, reports, OutcomeUnchanged)
+	r.policy("kata.toml", kataPolicy)
+	next(t, reports, OutcomeApplied)
+	if n := len(calls); n != 2 {
+		t.Errorf("AfterReconcile ran %d times for 2 reconciles", n)
+	}
+}

@@ -6,24 +6,34 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"strings"
-
-	"github.com/runtimeclassd/runtimeclassd/daemon"
 )
 
 // The daemon's memory: collected when it has finished something, not on a
 // timer. Go's default collects at twice the live heap and, in any case,
-// every two minutes; an idle daemon then wakes to collect nothing. With
-// the percentage off, the runtime collects only when its memory nears
-// memoryLimit (a bound for bursts without a pause) and when told to:
-// after each reconcile and each metrics scrape, the garbage they made is
-// collected and the freed memory returned to the system, so that idle
-// means no wake-ups and only the live heap resident (docs/BENCHMARKS.md,
-// goal 4). GOGC or GOMEMLIMIT in the environment keep Go's own policy.
+// every two minutes; an idle daemon then wakes to collect nothing. The
+// unit (packaging/runtimeclassd.service) sets GOGC=off and
+// GOMEMLIMIT=32MiB: the runtime collects only when its memory nears the
+// limit (a bound for bursts without a pause) and when told to, after each
+// reconcile (Service.AfterReconcile) and each metrics scrape, when the
+// garbage they made is collected and the freed memory returned to the
+// system, so that idle means no wake-ups and only the live heap resident
+// (docs/BENCHMARKS.md, goal 4). Run outside the unit with neither set, the
+// daemon sets the same itself; an operator's other GOGC or GOMEMLIMIT keeps
+// Go's own policy, and no collection is forced.
 const memoryLimit = 32 << 20
 
+// collectWhenIdle says whether the collector is off, so that the daemon
+// must collect after its work: GOGC=off (the unit's), or neither variable
+// set (then it turns it off itself).
 func collectWhenIdle() bool {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+	gogc, limit := os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT")
+	switch {
+	case gogc == "off":
+		if limit == "" {
+			debug.SetMemoryLimit(memoryLimit)
+		}
+		return true
+	case gogc != "" || limit != "":
 		return false
 	}
 	debug.SetGCPercent(-1)
@@ -34,18 +44,6 @@ func collectWhenIdle() bool {
 // releaseMemory collects the garbage and returns the freed memory to the
 // system, off the caller's goroutine.
 func releaseMemory() { go debug.FreeOSMemory() }
-
-// releasingNotifier releases memory after each reconcile, which the
-// service reports with STATUS=.
-type releasingNotifier struct{ daemon.Notifier }
-
-func (n releasingNotifier) Notify(state string) (bool, error) {
-	ok, err := n.Notifier.Notify(state)
-	if strings.HasPrefix(state, "STATUS=") {
-		releaseMemory()
-	}
-	return ok, err
-}
 
 // releasingHandler releases memory after each response.
 func releasingHandler(h http.Handler) http.Handler {

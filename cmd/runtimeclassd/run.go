@@ -43,10 +43,10 @@ func (e *env) runDaemon(ctx context.Context, o *runOptions) error {
 	defer signal.Stop(hup)
 	var notifier daemon.Notifier = systemd.Notifier{}
 	idle := collectWhenIdle()
-	if idle {
-		notifier = releasingNotifier{notifier}
-	}
 	svc := &daemon.Service{Reconciler: rec, Notifier: notifier, Log: e.log, Hup: hup, Ready: make(chan struct{})}
+	if idle {
+		svc.AfterReconcile = releaseMemory
+	}
 	status := func(s string) {
 		if _, err := notifier.Notify("STATUS=" + s); err != nil {
 			e.log.Warn("sd_notify failed", "err", err)

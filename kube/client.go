@@ -27,7 +27,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -39,7 +41,22 @@ type Client struct {
 	tokenFile string
 	userAgent string
 	requests  atomic.Int64
+	// certFiles are the client certificate's and key's files, if they are
+	// files; certSeen is what they were at the last look (see rotated).
+	certFiles []string
+	certMu    sync.Mutex
+	certSeen  string
+	hasCert   bool
 }
+
+// HTTP/2 health checks, as client-go's: a connection that has read
+// nothing for http2ReadIdle is pinged, and closed if the ping isn't
+// answered within http2PingTimeout, so that a silently dead connection
+// (a NAT or a load balancer that dropped it) is not reused for minutes.
+var (
+	http2ReadIdle    = 30 * time.Second
+	http2PingTimeout = 15 * time.Second
+)
 
 // NewClient returns a client for the cluster and user a kubeconfig names.
 func NewClient(cfg *Config) (*Client, error) {
@@ -60,14 +77,60 @@ func NewClient(cfg *Config) (*Client, error) {
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
+		HTTP2:                 &http.HTTP2Config{SendPingTimeout: http2ReadIdle, PingTimeout: http2PingTimeout},
 	}
-	return &Client{
+	c := &Client{
 		server:    u,
 		http:      &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		token:     cfg.Token,
 		tokenFile: cfg.TokenFile,
 		userAgent: "runtimeclassd",
-	}, nil
+		hasCert:   cfg.hasClientCert(),
+	}
+	for _, f := range []string{cfg.CertFile, cfg.KeyFile} {
+		if f != "" {
+			c.certFiles = append(c.certFiles, f)
+		}
+	}
+	c.certSeen = c.certStamp()
+	return c, nil
+}
+
+// certStamp says what the client certificate's files are now: their
+// inode, size and modification time (a rotated kubelet-client-current.pem
+// is a symlink to a new file).
+func (c *Client) certStamp() string {
+	var b strings.Builder
+	for _, f := range c.certFiles {
+		fi, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: missing;", f)
+			continue
+		}
+		var ino uint64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = st.Ino
+		}
+		fmt.Fprintf(&b, "%s: %d %d %d;", f, ino, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+// rotated reports whether the client certificate's files changed since
+// the last look. Connections made before keep the old certificate, which
+// is read only at a TLS handshake: the caller closes them.
+func (c *Client) rotated() bool {
+	if len(c.certFiles) == 0 {
+		return false
+	}
+	now := c.certStamp()
+	c.certMu.Lock()
+	defer c.certMu.Unlock()
+	if now == c.certSeen {
+		return false
+	}
+	c.certSeen = now
+	return true
 }
 
 // Requests is how many requests the client has sent: the figure behind
@@ -166,6 +229,21 @@ func Misconfigured(err error) bool {
 // do sends one request. in, if not nil, is sent as JSON with contentType;
 // a 2xx answer is decoded into out when out is not nil.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, contentType string, in, out any) error {
+	if c.rotated() {
+		// New certificate files: new connections, which read them.
+		c.http.CloseIdleConnections()
+	}
+	err := c.do1(ctx, method, path, query, contentType, in, out)
+	if StatusCode(err) == http.StatusUnauthorized && c.hasCert {
+		// A certificate that expired or was replaced on a connection made
+		// before: reconnect once, with what the files hold now.
+		c.http.CloseIdleConnections()
+		err = c.do1(ctx, method, path, query, contentType, in, out)
+	}
+	return err
+}
+
+func (c *Client) do1(ctx context.Context, method, path string, query url.Values, contentType string, in, out any) error {
 	u := *c.server
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawQuery = query.Encode()

@@ -115,8 +115,27 @@ type Budget struct {
 }
 
 type observation struct {
-	version string
+	version string // "" once the Lease is seen gone
 	at      time.Time
+	holder  string
+}
+
+// goneRecently reports whether slot name, missing from the list now, was
+// seen held by another node and went missing less than a lease ago.
+func (b *Budget) goneRecently(name string, now time.Time) bool {
+	b.mu.Lock()
+	o, ok := b.observed[name]
+	b.mu.Unlock()
+	if !ok || o.version != "" || o.holder == "" || o.holder == b.cfg.Identity {
+		return false
+	}
+	if now.Sub(o.at) < b.cfg.LeaseDuration {
+		return true
+	}
+	b.mu.Lock()
+	delete(b.observed, name)
+	b.mu.Unlock()
+	return false
 }
 
 // NewBudget returns a restart budget.
@@ -213,29 +232,15 @@ type Slot struct {
 // ErrSlotLost is wrapped in Ready's error when the slot was taken over.
 var ErrSlotLost = errors.New("restart slot lost")
 
-// valid says why the slot can't be trusted now (nil: it can). It is not
-// once another node took it over, nor when it was last renewed more than
-// the lease duration less one renew interval ago: another node may
-// take it over soon, or, with clocks that drift apart, already.
-func (s *Slot) valid() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lost != nil {
-		return s.lost
-	}
-	age := s.b.cfg.Clock.Now().Sub(s.renewed)
-	if limit := s.b.cfg.LeaseDuration - s.b.cfg.RenewInterval; age > limit {
-		return fmt.Errorf("restart slot %s was last renewed %v ago (its lease is %v): the API server has not confirmed it since", s.Name, age.Round(time.Millisecond), s.b.cfg.LeaseDuration)
-	}
-	return nil
-}
-
-// Ready returns nil when the slot is surely this node's now: not taken
-// over, and renewed within the lease duration less one renew interval.
-// A slot whose renewals fail (the API server is down) is waited for until
-// a renewal succeeds; a slot taken over returns an error that wraps
-// ErrSlotLost; so does Ready on a released slot. Call it immediately
-// before the restart the slot is for. An unaccounted slot is always ready.
+// Ready returns nil when the slot is surely this node's now: it renews it
+// there and then, and only a write that lands counts, so that the slot is
+// good for a whole lease from this moment whatever this node's clock or
+// memory say (an operator may have deleted it, another node taken it over
+// while this one was paused or throttled). While renewals fail (the API
+// server is down) it waits, for the next one that lands; a slot taken
+// over, deleted or released returns an error that wraps ErrSlotLost. Call
+// it immediately before the restart the slot is for. An unaccounted slot
+// is always ready.
 func (s *Slot) Ready(ctx context.Context) error {
 	if s == nil || s.Unaccounted() {
 		return nil
@@ -248,16 +253,23 @@ func (s *Slot) Ready(ctx context.Context) error {
 		if closed {
 			return fmt.Errorf("%w: %s was released", ErrSlotLost, s.Name)
 		}
-		err := s.valid()
+		if err := s.Lost(); err != nil {
+			return fmt.Errorf("%w: %w", ErrSlotLost, err)
+		}
+		err := s.renew(ctx)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, errLost):
 			return fmt.Errorf("%w: %w", ErrSlotLost, err)
+		case ctx.Err() != nil:
+			return ctx.Err()
 		case !logged:
-			s.b.cfg.Log.Warn("not restarting yet: waiting for the restart slot to be renewed", "slot", s.Name, "err", err)
+			s.b.cfg.Log.Warn("not restarting yet: the restart slot can't be renewed", "slot", s.Name, "err", err)
 			logged = true
 		}
+		// The renewal loop retries every second or two: try again when it
+		// has got through (or found the slot lost).
 		select {
 		case <-ch:
 		case <-s.done:
@@ -400,24 +412,42 @@ func (b *Budget) try(ctx context.Context) (*lease, error) {
 		if b.blind {
 			// An outage is not the holders' silence: a holder that could
 			// not renew through it is as alive as this node, which could
-			// not look. Expiry counts from now.
-			clear(b.observed)
+			// not look. Expiry counts from now, for every slot seen.
+			for name, o := range b.observed {
+				o.at = now
+				b.observed[name] = o
+			}
 			b.blind = false
 		}
 		for i := range list.Items {
 			l := &list.Items[i]
 			byName[l.Metadata.Name] = l
 			if o, ok := b.observed[l.Metadata.Name]; !ok || o.version != l.Metadata.ResourceVersion {
-				b.observed[l.Metadata.Name] = observation{version: l.Metadata.ResourceVersion, at: now}
+				b.observed[l.Metadata.Name] = observation{version: l.Metadata.ResourceVersion, at: now, holder: l.holder()}
+			}
+		}
+		for name, o := range b.observed {
+			if _, ok := byName[name]; !ok && o.version != "" {
+				// Gone since the last look: held until a lease from now.
+				b.observed[name] = observation{at: now, holder: o.holder}
 			}
 		}
 		b.mu.Unlock()
 		var candidates []string
 		for i := range b.cfg.Slots {
 			name := SlotName(i)
-			if cur, ok := byName[name]; !ok || b.free(cur, now) {
-				candidates = append(candidates, name)
+			cur, ok := byName[name]
+			switch {
+			case ok && b.free(cur, now):
+			case ok:
+				continue
+			case b.goneRecently(name, now):
+				// Seen held, and now missing (an operator deleted it): its
+				// holder may be restarting still, and learns of it only at
+				// its next renewal. It counts as held for a lease more.
+				continue
 			}
+			candidates = append(candidates, name)
 		}
 		if len(candidates) == 0 {
 			return nil, lastErr
@@ -456,6 +486,12 @@ func (b *Budget) try(ctx context.Context) (*lease, error) {
 				// the Lease was deleted since it was listed.
 				conflicts++
 			case Unreachable(err):
+				// The writes fail while the reads work (etcd out of space, a
+				// failing webhook): the holders can't renew either, so this
+				// is an outage as much as a failed list.
+				b.mu.Lock()
+				b.blind = true
+				b.mu.Unlock()
 				return nil, fmt.Errorf("taking %s: %w", name, err)
 			default:
 				lastErr = fmt.Errorf("taking %s: %w", name, err)
@@ -546,9 +582,14 @@ func (s *Slot) renewLoop(ctx context.Context) {
 			// the rest of its lease only if a renewal gets through.
 			wait = min(b.cfg.RenewInterval, time.Second+time.Duration(b.cfg.Rand()*float64(time.Second)))
 			if ra := RetryAfter(err); ra > wait {
-				// As the server asks, unless that would outlast what is
-				// left of the lease: the slot is worth one more try.
-				wait = min(ra, max(b.cfg.LeaseDuration-b.cfg.RenewInterval, wait))
+				// As the server asks, unless that would come after the slot
+				// stops being surely ours (a lease less one renew interval
+				// after the last renewal that landed): it is worth a try
+				// before then.
+				s.mu.Lock()
+				left := s.renewed.Add(b.cfg.LeaseDuration - b.cfg.RenewInterval).Sub(b.cfg.Clock.Now())
+				s.mu.Unlock()
+				wait = min(ra, max(left, wait))
 			}
 			b.cfg.Log.Warn("renewing the restart slot failed; retrying", "slot", s.Name, "in", wait.Round(time.Millisecond), "err", err)
 		}

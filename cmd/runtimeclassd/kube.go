@@ -214,6 +214,14 @@ func (e *env) wireKube(ctx context.Context, rec *daemon.Reconciler, metrics *dae
 	if l != nil {
 		rec.NodeLabels = labelSetter{l, e}
 	}
+	return e.wireFleet(rec, metrics, status)
+}
+
+// wireFleet gives the reconciler the fleet's restart budget and failure
+// record, from fleet_kubeconfig if set: for the daemon, and for a one-shot
+// apply or revert, whose restart must hold a slot too.
+func (e *env) wireFleet(rec *daemon.Reconciler, metrics *daemon.Metrics, status func(string)) error {
+	rec.OnAPIUnreachable = e.cfg.OnAPIUnreachable
 	if path := e.cfg.FleetKubeconfig; path != "" {
 		c, kc, err := kubeClient(path)
 		if err != nil {
@@ -228,7 +236,9 @@ func (e *env) wireKube(ctx context.Context, rec *daemon.Reconciler, metrics *dae
 			Namespace: e.cfg.FleetNamespace, Node: node, Identity: holderIdentity(node), Slots: e.cfg.MaxConcurrentRestarts,
 			LeaseDuration: time.Duration(e.cfg.FleetLeaseDuration), OnUnreachable: e.cfg.OnAPIUnreachable,
 			OnWait: func(waiting bool, reason string) {
-				metrics.FleetWaiting(waiting)
+				if metrics != nil {
+					metrics.FleetWaiting(waiting)
+				}
 				if waiting {
 					status("waiting for a restart slot: " + reason)
 				}

@@ -139,6 +139,12 @@ func (e *env) change(ctx context.Context, opts daemon.PlanOptions, diff, noResta
 	defer cancel()
 	rec, closeFn := e.reconciler(!noRestart)
 	defer closeFn()
+	// A restart from the command line takes a restart slot and heeds the
+	// fleet's failure record, as the daemon's do: running apply on every
+	// node at once (configuration management) must not restart them all.
+	if err := e.wireFleet(rec, nil, func(s string) { fmt.Fprintln(e.stderr, s) }); err != nil {
+		return err
+	}
 	flushLabels := e.oneShotLabels(ctx, rec, opts.Revert)
 	rep := rec.ReconcileWith(ctx, opts)
 	flushLabels()

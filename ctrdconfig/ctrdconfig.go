@@ -282,6 +282,16 @@ func (r *Result) Diff(src []byte, a, b string) string {
 	return tomlpatch.Diff(src, r.edits, a, b, 3)
 }
 
+// defaultRuntimeName is the runtime containerd runs pods without a
+// RuntimeClass on, as a config's document says: default_runtime_name next
+// to the runtimes table parent, or runc.
+func defaultRuntimeName(doc *tomlpatch.Document, parent []string) string {
+	if name, _ := doc.Get(append(slices.Clone(parent[:len(parent)-1]), "default_runtime_name")...).(string); name != "" {
+		return name
+	}
+	return "runc"
+}
+
 // CheckBOM refuses a config that starts with a UTF-8 byte order mark, with
 // a message that says so (a TOML parser only says "invalid character").
 func CheckBOM(src []byte) error {
@@ -392,10 +402,7 @@ func Patch(src []byte, want []Runtime, opts Options) (*Result, error) {
 	}
 	// containerd's default runtime is "runc" unless the file says otherwise;
 	// if the file defines it, there is nothing to keep and no need to ask.
-	defName, _ := doc.Get(append(slices.Clone(parent[:len(parent)-1]), "default_runtime_name")...).(string)
-	if defName == "" {
-		defName = "runc"
-	}
+	defName := defaultRuntimeName(doc, parent)
 	definesDefault := unmanagedDef(doc, append(slices.Clone(parent), defName), inBlock) > 0
 	if len(want) > 0 && opts.DefaultRuntime != nil && !wanted[defName] && !definesDefault {
 		k, err := opts.DefaultRuntime()

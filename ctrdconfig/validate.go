@@ -396,10 +396,7 @@ func KeptDefault(src []byte) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, _ := doc.Get(append(slices.Clone(parent[:len(parent)-1]), "default_runtime_name")...).(string)
-	if name == "" {
-		name = "runc"
-	}
+	name := defaultRuntimeName(doc, parent)
 	blocks, err := Blocks(doc)
 	if err != nil {
 		return nil, err
@@ -494,10 +491,7 @@ func DefaultRuntimeInFile(configPath string, src []byte) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, _ := doc.Get(append(slices.Clone(parent[:len(parent)-1]), "default_runtime_name")...).(string)
-	if name == "" {
-		name = "runc"
-	}
+	name := defaultRuntimeName(doc, parent)
 	stanza, ok := doc.Get(append(slices.Clone(parent), name)...).(map[string]any)
 	if !ok {
 		return nil, nil

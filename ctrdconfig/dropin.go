@@ -78,7 +78,9 @@ func ImportedFiles(configPath string, imports []string) ([]string, error) {
 
 // Imports reads the top-level imports of a config's bytes (nil if none).
 func Imports(src []byte) ([]string, error) {
-	doc, err := tomlpatch.Parse(src)
+	// The syntax alone: the top-level array is all that is read, and
+	// Patch checks the whole document's meaning.
+	doc, err := tomlpatch.ParseSyntax(src)
 	if err != nil {
 		return nil, err
 	}

@@ -255,9 +255,12 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 	}
 	p.Result = res
 	conflicted := map[string]bool{}
-	managed := managedHandlers(p.Original)
+	var managed map[string]bool // read only if another file defines a handler
 	for i, c := range res.Conflicts {
 		conflicted[c.Handler] = true
+		if c.File != "" && managed == nil {
+			managed = managedHandlers(p.Original)
+		}
 		if c.File != "" && managed[c.Handler] {
 			// Written by runtimeclassd before the other file defined it: the
 			// block stays (without it containerd would have the other

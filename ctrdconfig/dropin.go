@@ -100,11 +100,17 @@ func ForeignRuntimes(configPath string, src []byte, skip string) (map[string]str
 	if err != nil {
 		return nil, err
 	}
+	return LastDefiners(defs), nil
+}
+
+// LastDefiners is, for each runtime of defs, the file that defines it
+// last in containerd's merge order: Options.Foreign.
+func LastDefiners(defs map[string][]ForeignDef) map[string]string {
 	out := map[string]string{}
 	for name, d := range defs {
 		out[name] = d[len(d)-1].File
 	}
-	return out, nil
+	return out
 }
 
 // ForeignDef is one imported file's definition of a runtime: the file, and

@@ -233,10 +233,7 @@ func (a *Applier) Plan(ctx context.Context, opts PlanOptions) (*Plan, error) {
 		if defs, err = ctrdconfig.ForeignDefs(a.Cfg.ContainerdConfig, p.Original, a.Cfg.DropInPath(), importTrusted); err != nil {
 			return nil, &InvalidError{fmt.Errorf("%s: %w", a.Cfg.ContainerdConfig, err)}
 		}
-		patchOpts.Foreign = map[string]string{}
-		for name, d := range defs {
-			patchOpts.Foreign[name] = d[len(d)-1].File
-		}
+		patchOpts.Foreign = ctrdconfig.LastDefiners(defs)
 	}
 	var dumpErr error // from containerd, as opposed to from the inputs
 	if !opts.NoValidate {

@@ -267,10 +267,7 @@ func (a *Applier) planDropIn(ctx context.Context, p *Plan, want []ctrdconfig.Run
 	if err != nil {
 		return &InvalidError{fmt.Errorf("%s: %w", cfg.ContainerdConfig, err)}
 	}
-	foreign := map[string]string{}
-	for name, d := range defs {
-		foreign[name] = d[len(d)-1].File
-	}
+	foreign := ctrdconfig.LastDefiners(defs)
 	d, err := readFilePlan(cfg.DropInPath())
 	if err != nil {
 		return err

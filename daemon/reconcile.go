@@ -328,13 +328,8 @@ func (r *Reconciler) fleetGate(ctx context.Context, plan *Plan, restart bool, op
 	}
 	r.busy("waiting for a restart slot", r.now().Add(100*365*24*time.Hour))
 	r.Log.Info("asking the fleet for a restart slot", "policy", shortHash(pol))
-	release, err := r.Fleet.Acquire(ctx)
-	if err != nil {
+	if err := r.takeSlot(ctx); err != nil {
 		return &Report{Plan: plan, Policy: plan.Policy, Outcome: OutcomeError, Err: fmt.Errorf("nothing written: waiting for a restart slot: %w", err)}
-	}
-	r.release = release
-	if r.Metrics != nil {
-		r.Metrics.slotHeld.Set(1)
 	}
 	r.Log.Info("restart slot taken; planning again")
 	crashpoint.Hit("fleet: slot taken")
@@ -587,13 +582,8 @@ func (r *Reconciler) slotReady(ctx context.Context) error {
 	if r.release == nil {
 		r.busy("waiting for a restart slot", r.now().Add(100*365*24*time.Hour))
 		r.Log.Info("asking the fleet for a restart slot")
-		release, err := r.Fleet.Acquire(ctx)
-		if err != nil {
+		if err := r.takeSlot(ctx); err != nil {
 			return fmt.Errorf("waiting for a restart slot: %w", err)
-		}
-		r.release = release
-		if r.Metrics != nil {
-			r.Metrics.slotHeld.Set(1)
 		}
 	}
 	for {
@@ -608,15 +598,24 @@ func (r *Reconciler) slotReady(ctx context.Context) error {
 		r.Log.Warn("the restart slot was lost before the restart; not restarting on it, waiting for another", "err", err)
 		r.releaseSlot()
 		r.busy("waiting for a restart slot", r.now().Add(100*365*24*time.Hour))
-		release, err := r.Fleet.Acquire(ctx)
-		if err != nil {
+		if err := r.takeSlot(ctx); err != nil {
 			return fmt.Errorf("the restart slot was lost before the restart, and waiting for another: %w", err)
 		}
-		r.release = release
-		if r.Metrics != nil {
-			r.Metrics.slotHeld.Set(1)
-		}
 	}
+}
+
+// takeSlot waits for a restart slot and holds it (r.release gives it
+// back), or returns why not (ctx ended).
+func (r *Reconciler) takeSlot(ctx context.Context) error {
+	release, err := r.Fleet.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	r.release = release
+	if r.Metrics != nil {
+		r.Metrics.slotHeld.Set(1)
+	}
+	return nil
 }
 
 func (r *Reconciler) restartAndVerify(ctx context.Context, handlers []string) error {
@@ -921,13 +920,8 @@ func (r *Reconciler) Recover(ctx context.Context) *Report {
 	if r.Fleet != nil && r.release == nil {
 		// Held until the first reconcile has smoke-tested the handlers.
 		r.Log.Info("asking the fleet for a restart slot")
-		release, err := r.Fleet.Acquire(ctx)
-		if err != nil {
+		if err := r.takeSlot(ctx); err != nil {
 			return &Report{Outcome: OutcomeError, Err: fmt.Errorf("waiting for a restart slot to finish an interrupted apply: %w", err)}
-		}
-		r.release = release
-		if r.Metrics != nil {
-			r.Metrics.slotHeld.Set(1)
 		}
 	}
 	if err := r.waitRestartBudget(ctx); err != nil {
